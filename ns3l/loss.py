@@ -12,12 +12,11 @@ threshold T (Algorithm 1, line 4), or P classes drawn uniformly (Sec. 3.1). Only
 """
 
 import math
-from typing import Any, TypeAlias
 
 import keras
 from keras import ops
 
-Tensor: TypeAlias = Any  # whatever keras.ops accepts: tf.Tensor, np.ndarray, KerasTensor
+from ns3l.types import Tensor
 
 # The released ns3l.py clamps 1 - s to [1e-8, 1], so one row never costs more than -log(1e-8)
 # (spec mixmatch.md §6.2-6.3).

@@ -1,0 +1,182 @@
+"""Labeled / unlabeled / validation splits of a train set, as index arrays (docs/data.md).
+
+Two rules, one per training stack's protocol: `oliver_split` (realistic_ssl.md §1.2-1.3, the
+[PT] variant with a fixed validation split) and `mixmatch_split` (mixmatch.md §1.3-1.4). Both are
+pure numpy, seeded with their own `RandomState`, and never touch numpy's global RNG."""
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from ns3l.errors import UsageError
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """Positions in the train set, int64 arrays, pairwise disjoint unless a rule says otherwise.
+
+    `labeled` is ascending. `unlabeled` and `valid` are ascending in `oliver_split`; in
+    `mixmatch_split` they follow the class-interleaved order of mixmatch.md §1.3 step 5."""
+
+    labeled: np.ndarray  # [n_labeled]
+    unlabeled: np.ndarray  # [n_unlabeled]
+    valid: np.ndarray  # [n_valid]
+
+
+def oliver_split(
+    labels: np.ndarray,
+    num_classes: int,
+    n_labeled: int,
+    n_valid: int,
+    seed: int,
+    valid_seed: int = 0,
+    unlabeled_includes_labeled: bool = False,
+) -> Split:
+    """Class-balanced labeled set after a fixed validation holdout (realistic_ssl.md §1.2-1.3).
+
+    Validation = first `n_valid` of `RandomState(valid_seed).permutation(N)`, the same for every
+    `seed` (the paper varies only the labeled split). The rest, shuffled with `RandomState(seed)`,
+    gives the first `n_labeled / num_classes` images of each class as labeled ([PT] `split_l_u`).
+    Unlabeled = the other train-split images ([PT], and [P]'s 41,000 / 64,931 / 35,000), or the
+    whole train split, labeled ones included, with `unlabeled_includes_labeled` ([TF]).
+
+    Args:
+        labels: [N] int class of every train image.
+    """
+    labels = _checked_labels(labels, num_classes)
+    _check_sizes(labels, n_labeled, n_valid)
+    if n_labeled % num_classes:
+        raise UsageError(
+            f"n_labeled={n_labeled}: expected a multiple of the number of classes K={num_classes}"
+        )
+    order = np.random.RandomState(valid_seed).permutation(len(labels))
+    valid, train = order[:n_valid], order[n_valid:]
+    train = train[np.random.RandomState(seed).permutation(len(train))]
+    per_class = n_labeled // num_classes
+    labeled = []
+    for c in range(num_classes):
+        members = train[labels[train] == c]
+        if len(members) < per_class:
+            raise UsageError(
+                f"n_labeled={n_labeled} needs {per_class} images of class {c}: "
+                f"the train split has {len(members)}"
+            )
+        labeled.append(members[:per_class])
+    labeled = np.sort(np.concatenate(labeled))
+    unlabeled = train if unlabeled_includes_labeled else np.setdiff1d(train, labeled)
+    return Split(_int64(labeled), _int64(np.sort(unlabeled)), _int64(np.sort(valid)))
+
+
+def mixmatch_split(
+    labels: np.ndarray,
+    num_classes: int,
+    n_labeled: int,
+    seed: int,
+    n_valid: int = 1,
+    equal_proportions: bool = False,
+    fixed_labeled: np.ndarray | None = None,
+) -> Split:
+    """MixMatch's `create_split` rule and its validation holdout (mixmatch.md §1.3-1.4).
+
+    Labeled: per-class position lists in file order, each shuffled with one `RandomState(seed)`
+    (class 0 first; seed 0 = no shuffle), then `n_labeled` greedy proportional picks, so SVHN's
+    labeled set follows its class frequencies. Unlabeled: every other position, in the
+    class-interleaved order of step 5; its first `n_valid` are the validation set.
+
+    Args:
+        labels: [N] int class of every record (STL-10: the 100k unlabeled ones get dummy class 0).
+        equal_proportions: s_c = 1 for every class (STL-10, step 1) instead of count_c / max.
+        fixed_labeled: positions to label instead of steps 2-3 (an STL-10 official fold, step 4);
+            `n_labeled` and `seed` are then unused.
+    """
+    labels = _checked_labels(labels, num_classes)
+    counts = np.bincount(labels, minlength=num_classes)
+    shares = np.ones(num_classes) if equal_proportions else counts / counts.max()
+    if fixed_labeled is None:
+        _check_sizes(labels, n_labeled, n_valid)
+        labeled = _proportional_pick(labels, num_classes, n_labeled, seed, shares)
+    else:
+        labeled = np.unique(np.asarray(fixed_labeled, np.int64))
+        _check_sizes(labels, len(labeled), n_valid)
+        if labeled[0] < 0 or labeled[-1] >= len(labels):
+            raise UsageError(
+                f"fixed_labeled: expected positions in [0, {len(labels)}), got {labeled[0]}..."
+                f"{labeled[-1]}"
+            )
+    order = _interleaved(labels, num_classes, np.isin(np.arange(len(labels)), labeled), shares)
+    return Split(_int64(labeled), _int64(order[n_valid:]), _int64(order[:n_valid]))
+
+
+def _proportional_pick(
+    labels: np.ndarray, num_classes: int, n_labeled: int, seed: int, shares: np.ndarray
+) -> np.ndarray:
+    """Steps 2-3 of mixmatch.md §1.3: the labeled positions, ascending."""
+    members = [np.flatnonzero(labels == c) for c in range(num_classes)]
+    if seed != 0:
+        # One generator shuffling class 0, then 1, ...: the draws of the original's
+        # np.random.seed(seed) + np.random.shuffle, without touching the global RNG.
+        rng = np.random.RandomState(seed)
+        for class_members in members:
+            rng.shuffle(class_members)
+    taken = np.zeros(num_classes, np.int64)
+    for _ in range(n_labeled):
+        c = _next_class(shares, taken)
+        if taken[c] == len(members[c]):
+            raise UsageError(
+                f"n_labeled={n_labeled}: class {c} has only {len(members[c])} images to label"
+            )
+        taken[c] += 1
+    return np.sort(np.concatenate([m[:k] for m, k in zip(members, taken, strict=True)]))
+
+
+def _interleaved(
+    labels: np.ndarray, num_classes: int, is_labeled: np.ndarray, shares: np.ndarray
+) -> np.ndarray:
+    """Step 5 of mixmatch.md §1.3: the non-labeled positions, class-interleaved."""
+    queues = [deque() for _ in range(num_classes)]
+    written = np.zeros(num_classes, np.int64)
+    order = []
+    c = _next_class(shares, written)
+    for position in np.flatnonzero(~is_labeled):
+        queues[labels[position]].append(position)
+        # Write while the class the rule asks for is at hand; otherwise read the next record.
+        while queues[c]:
+            order.append(queues[c].popleft())
+            written[c] += 1
+            c = _next_class(shares, written)
+    # The stream is exhausted: flush what is left, class by class.
+    order.extend(p for queue in queues for p in queue)
+    return np.array(order, np.int64)
+
+
+def _next_class(shares: np.ndarray, counts: np.ndarray) -> int:
+    """argmax_c (s_c - n_c / max(max_c' n_c', 1)), first index on ties (mixmatch.md §1.3 step 3)."""
+    return int(np.argmax(shares - counts / max(counts.max(), 1)))
+
+
+def _check_sizes(labels: np.ndarray, n_labeled: int, n_valid: int) -> None:
+    """One-line UsageErrors for sizes no split can satisfy."""
+    if n_labeled <= 0 or n_valid < 0:
+        raise UsageError(
+            f"n_labeled={n_labeled}, n_valid={n_valid}: expected n_labeled > 0 and n_valid >= 0"
+        )
+    if n_labeled + n_valid > len(labels):
+        raise UsageError(
+            f"n_labeled={n_labeled} + n_valid={n_valid}: expected at most the {len(labels)} "
+            "train images"
+        )
+
+
+def _checked_labels(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """`labels` as an int64 array, or a one-line UsageError if a class is out of range."""
+    labels = np.asarray(labels, np.int64)
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise UsageError(
+            f"labels in {labels.min()}..{labels.max()}: expected classes 0..{num_classes - 1}"
+        )
+    return labels
+
+
+def _int64(positions: np.ndarray) -> np.ndarray:
+    return np.asarray(positions, np.int64)
