@@ -3,6 +3,7 @@
 How a custom train step uses them (create variables in `strategy.scope()`, divide by the global
 batch): docs/runs.md."""
 
+import functools
 from collections.abc import Sequence
 
 import tensorflow as tf
@@ -28,6 +29,14 @@ def make_strategy(name: str, devices: Sequence[str] | None = None) -> tf.distrib
     if not devices:
         local = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         devices = [device.name for device in local]
+    return _mirrored(tuple(devices))
+
+
+@functools.cache
+def _mirrored(devices: tuple[str, ...]) -> tf.distribute.MirroredStrategy:
+    # One strategy per device set and process: the collective ops of two MirroredStrategy objects
+    # over the same devices share instance keys and can collide ("Shape mismatch in the
+    # collective instance"), e.g. when one process trains several runs in turn.
     return tf.distribute.MirroredStrategy(devices=list(devices))
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from ns3l.distribute import make_strategy
 from ns3l.loss import (
     MAX_ROW_LOSS,
     NS3L,
@@ -284,7 +285,7 @@ def test_inside_tf_function_and_xla(jit_compile):
 
 
 def test_global_batch_reduction_under_mirrored_strategy():
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = make_strategy("mirrored")
     rng = np.random.default_rng(13)
     logits = rng.normal(scale=3.0, size=(16, 10)).astype(np.float32)
     targets = softmax(rng.normal(scale=3.0, size=(16, 10))).astype(np.float32)

@@ -1,0 +1,189 @@
+"""The run around the train step: build, resume, train, evaluate, checkpoint, report.
+
+Model selection as the paper (spec §3.5): valid and test error every `eval_every` steps; the
+headline number is the test error at the lowest validation error. Evaluation, checkpoint and
+results.json happen together, so a resumed run has exactly the history it had when it stopped.
+"""
+
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ns3l.checkpoints import RunCheckpoint
+from ns3l.distribute import make_strategy
+from ns3l.results import RESULTS_FILE, read_results, write_results
+from ns3l.summaries import ProgressPrinter, ScalarWriter
+from realistic_ssl.config import MUTABLE_KEYS, RunConfig
+from realistic_ssl.data import PreparedData, prepare, train_batches
+from realistic_ssl.schedules import sigmoid_rampup
+from realistic_ssl.step import RealisticSSLTrainer
+from realistic_ssl.wrn import WideResNet, augmentation_for
+
+EVAL_BATCH = 1000  # large inference batches: evaluation is a small share of a run
+LOG_EVERY = 100  # steps between TensorBoard loss summaries (each one reads the device)
+
+
+def train(config: RunConfig, stop_after: int | None = None) -> dict:
+    """Runs (or resumes) `config` to its last step, or for `stop_after` more steps; returns the
+    results.json content. `stop_after` exists for tests that interrupt a run."""
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = make_strategy(config.strategy)
+    data = prepare(
+        config.dataset, config.value("n_labeled"), config.value("n_valid"), config.seed,
+        data_dir=config.data_dir, download=config.download,
+        unlabeled_includes_labeled=config.unlabeled_includes_labeled,
+        cache_dir=Path(config.logdir).parent,
+    )  # fmt: skip
+    with strategy.scope():
+        trainer = build_trainer(config, data, strategy.num_replicas_in_sync)
+    checkpoint = RunCheckpoint(
+        config.logdir, config.as_json(), mutable_keys=MUTABLE_KEYS, **trackables(trainer)
+    )
+    start = checkpoint.restore_latest() or 0
+    history = previous_history(config.logdir, start)
+    supervised = config.method == "supervised"
+    batches = train_batches(
+        data, config.value("batch_size"), config.seed, start, supervised,
+        strategy.num_replicas_in_sync,
+    )  # fmt: skip
+    step_fn = compiled_step(strategy, trainer)
+    predict = tf.function(lambda x: tf.argmax(trainer.wrn(x, training=False), axis=-1))
+    total = config.value("train_steps")
+    end = total if stop_after is None else min(total, start + stop_after)
+    progress = ProgressPrinter(total, config.value("batch_size"), first_step=start)
+    with ScalarWriter(config.logdir) as writer:
+        iterator = iter(strategy.experimental_distribute_dataset(batches))
+        for step in range(start + 1, end + 1):
+            stats = step_fn(next(iterator))
+            progress.update(step, losses(stats), force=step == end)
+            if step % LOG_EVERY == 0 or step == end:
+                writer.write(step, scalars(stats, config, step, trainer))
+            if step % config.value("eval_every") == 0 or step == total:
+                history.append(evaluate(predict, data, step))
+                writer.write(step, {f"error/{k}": v for k, v in history[-1].items() if k != "step"})
+                progress.update(step, eval_error=history[-1]["valid_error"])
+                checkpoint.save(step)
+                write_results(config.logdir, results(config, data, step, history, total))
+    return read_results(config.logdir) if (Path(config.logdir) / RESULTS_FILE).exists() else {}
+
+
+def build_trainer(config: RunConfig, data: PreparedData, replicas: int) -> RealisticSSLTrainer:
+    """The WRN (and, for `mt`, its EMA teacher) and the trainer, inside the strategy's scope."""
+
+    def wrn(seed: int) -> WideResNet:
+        model = WideResNet(
+            data.num_classes, depth=config.wrn_depth, width=config.wrn_width,
+            augmentation=augmentation_for(config.dataset), seed=seed,
+            bn_momentum=config.bn_momentum, bn_epsilon=config.bn_epsilon,
+        )  # fmt: skip
+        model(tf.zeros((1, *data.train_images.shape[1:])))  # create the variables
+        return model
+
+    student = wrn(config.seed)
+    teacher = None
+    if "mt" in config.method.split("+"):
+        teacher = wrn(config.seed + 10_000)  # its own augmentation stream
+        for mine, theirs in zip(
+            teacher.trainable_variables, student.trainable_variables, strict=True
+        ):
+            mine.assign(theirs)  # the EMA starts at the initial weights (spec §4.3)
+    hparams = {name: setting.value for name, setting in config.settings.items()}
+    return RealisticSSLTrainer(
+        student, tuple(config.method.split("+")), hparams, config.value("batch_size"),
+        seed=config.seed, teacher=teacher,
+    )  # fmt: skip
+
+
+def trackables(trainer: RealisticSSLTrainer) -> dict:
+    """What a resumed run needs bitwise: weights, BN statistics, augmentation RNG (inside the
+    model), Adam slots and step, VAT's generator, the teacher."""
+    objects = {"wrn": trainer.wrn, "optimizer": trainer.optimizer, "vat_rng": trainer.rng}
+    return objects | ({"teacher": trainer.teacher} if trainer.teacher is not None else {})
+
+
+def compiled_step(strategy: tf.distribute.Strategy, trainer: RealisticSSLTrainer):
+    """One tf.function per run: the step on every replica, statistics summed over replicas."""
+
+    @tf.function
+    def step(batch: tuple[tf.Tensor, tf.Tensor]) -> dict[str, tf.Tensor]:
+        per_replica = strategy.run(trainer.train_step, args=batch)
+        return {
+            name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+            for name, value in per_replica.items()
+        }
+
+    return step
+
+
+def evaluate(predict, data: PreparedData, step: int) -> dict:
+    """Valid and test error in percent, BN in inference mode, no augmentation (spec §3.5)."""
+    valid = data.split.valid
+    return {
+        "step": step,
+        "valid_error": error_rate(predict, data.train_images[valid], data.train_labels[valid]),
+        "test_error": error_rate(predict, data.test_images, data.test_labels),
+    }
+
+
+def error_rate(predict, images: np.ndarray, labels: np.ndarray) -> float:
+    if len(labels) == 0:
+        return math.nan
+    predictions = np.concatenate(
+        [predict(images[i : i + EVAL_BATCH]).numpy() for i in range(0, len(labels), EVAL_BATCH)]
+    )
+    return 100.0 * float(np.mean(predictions != labels))
+
+
+def losses(stats: dict) -> dict:
+    return {k: v for k, v in stats.items() if not k.startswith("count/") and k != "total"}
+
+
+def scalars(stats: dict, config: RunConfig, step: int, trainer: RealisticSSLTrainer) -> dict:
+    """Every loss term, the lr, the ramp and the NS3L diagnostics, as TensorBoard scalars."""
+    values = {f"loss/{k}": float(v) for k, v in stats.items() if not k.startswith("count/")}
+    values["lr"] = float(trainer.optimizer.learning_rate)
+    values["ramp"] = float(sigmoid_rampup(np.float32(step - 1), config.value("warmup_steps")))
+    if "count/rows_u" in stats:
+        rows_u = float(stats["count/rows_u"])
+        values["ns3l/negatives_per_unlabeled"] = float(stats["count/negatives_u"]) / max(rows_u, 1)
+        chosen = float(stats["count/negatives_l"])
+        values["ns3l/true_class_among_negatives_l"] = (
+            float(stats["count/true_negatives_l"]) / chosen if chosen else 0.0
+        )
+    return values
+
+
+def previous_history(logdir: str, restored_step: int) -> list[dict]:
+    """The evaluations a resumed run already made, up to its checkpoint."""
+    if not restored_step or not (Path(logdir) / RESULTS_FILE).exists():
+        return []
+    return [h for h in read_results(logdir)["history"] if h["step"] <= restored_step]
+
+
+def results(config: RunConfig, data: PreparedData, step: int, history: list, total: int) -> dict:
+    """results.json: the paper's metric (test error at the best validation error) and the curve."""
+    finite = [h for h in history if not math.isnan(h["valid_error"])]
+    best = min(finite, key=lambda h: h["valid_error"]) if finite else history[-1]
+    return {
+        "stack": "realistic_ssl",
+        "config": config.as_json(),
+        "sources": {name: s.source for name, s in config.settings.items()},
+        "seed": config.seed,
+        "dataset": config.dataset,
+        "method": config.method,
+        "split_sizes": data.split_sizes,
+        "step": step,
+        "finished": step == total,
+        "metrics": {
+            "test_error_at_best_valid": best["test_error"],
+            "best_valid_error": best["valid_error"],
+            "best_step": best["step"],
+            "final_test_error": history[-1]["test_error"],
+        },
+        "history": history,
+    }

@@ -1,0 +1,104 @@
+"""Train one Oliver-stack run (NS3L Tables 1-2): `python -m realistic_ssl.train --method=vat+ns3l`.
+
+    python -m realistic_ssl.train --dataset=cifar10 --n_labeled=4000 --seed=1 \
+        --method=vat+ns3l --logdir=runs/x
+
+Every hyperparameter defaults to its preset for (--method, --dataset) (presets.py, with the
+source of each value); a flag overrides it. `--print_config` shows the resolved values and exits.
+A run restarted on the same --logdir resumes from its last checkpoint. Only this module reads
+FLAGS; bad input stops here in one line."""
+
+import sys
+
+from absl import app, flags
+
+from ns3l.errors import UsageError
+from realistic_ssl import presets
+from realistic_ssl.config import RunConfig, format_config
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("method", None, "supervised, or +-joined terms: pl, pi, mt, vat, em, ns3l")
+flags.DEFINE_string("dataset", "digits", "cifar10, svhn, cifar100, digits, or a TFDS name")
+flags.DEFINE_integer("seed", 1, "labeled split (1-5 in the paper), init, augmentation, VAT")
+flags.DEFINE_string("logdir", None, "run directory; default runs/<dataset>.<seed>@<n>/<method>")
+flags.DEFINE_string("data_dir", None, "TFDS data directory (default $TFDS_DATA_DIR)")
+flags.DEFINE_bool("download", False, "let TFDS download a missing data set (needs internet)")
+flags.DEFINE_integer("n_labeled", None, "labeled images; preset: 4000, 1000, 10000, 50 (digits)")
+flags.DEFINE_integer("n_valid", None, "validation images held out of the train set")
+flags.DEFINE_bool("unlabeled_includes_labeled", False, "[TF]: unlabeled = the whole train split")
+flags.DEFINE_float("lr", None, "Adam learning rate")
+flags.DEFINE_integer("train_steps", None, "total steps (NS3L: 200,000)")
+flags.DEFINE_integer("lr_decay_steps", None, "staircase decay period (NS3L: 130,000)")
+flags.DEFINE_float("lr_decay_rate", None, "decay factor (0.2)")
+flags.DEFINE_integer("warmup_steps", None, "ramp-up length of the consistency weights (50,000)")
+flags.DEFINE_integer("batch_size", None, "global batch, half labeled and half unlabeled (100)")
+flags.DEFINE_integer("eval_every", None, "steps between valid/test evaluations and checkpoints")
+flags.DEFINE_float("pi_weight", None, "max Π-model weight (20)")
+flags.DEFINE_float("mt_weight", None, "max Mean Teacher weight (8)")
+flags.DEFINE_float("mt_ema", None, "Mean Teacher EMA decay (0.95)")
+flags.DEFINE_float("vat_weight", None, "max VAT weight λ2 (0.3)")
+flags.DEFINE_float("vat_epsilon", None, "VAT ε (6.0 CIFAR, 1.0 SVHN)")
+flags.DEFINE_alias("vat_eps", "vat_epsilon")
+flags.DEFINE_float("vat_xi", None, "VAT ξ (1e-6)")
+flags.DEFINE_float("em_weight", None, "entropy weight of VAT+EntMin (0.1, not ramped)")
+flags.DEFINE_float("pl_weight", None, "max pseudo-label weight (1.0)")
+flags.DEFINE_float("pl_threshold", None, "pseudo-label confidence (0.95)")
+flags.DEFINE_float("ns3l_weight", None, "max NS3L weight λ1 (1.0; 0.3 with VAT)")
+flags.DEFINE_float("ns3l_threshold", None, "NS3L threshold T (0.04; 0.004 for CIFAR-100)")
+flags.DEFINE_bool("ns3l_ramp", None, "ramp λ1 like the consistency weights (default: yes)")
+flags.DEFINE_string("strategy", "default", "default (one device) or mirrored (all local GPUs)")
+flags.DEFINE_integer("wrn_depth", 28, "WRN depth, 6k + 4 (28; smaller for tests and demos)")
+flags.DEFINE_integer("wrn_width", 2, "WRN widening factor (2)")
+flags.DEFINE_float("bn_momentum", 0.999, "BN moving-average decay ([TF] 0.999; [PT] 0.9)")
+flags.DEFINE_float("bn_epsilon", 1e-3, "BN epsilon ([TF] 1e-3; [PT] 1e-5)")
+flags.DEFINE_bool("deterministic", False, "deterministic ops: a resumed run ends bitwise equal")
+flags.DEFINE_bool("print_config", False, "print the resolved configuration and exit")
+
+HPARAM_FLAGS = (
+    "lr", "train_steps", "lr_decay_steps", "lr_decay_rate", "warmup_steps", "batch_size",
+    "eval_every", "pi_weight", "mt_weight", "mt_ema", "vat_weight", "vat_epsilon", "vat_xi",
+    "em_weight", "pl_weight", "pl_threshold", "ns3l_weight", "ns3l_threshold", "ns3l_ramp",
+    "n_labeled", "n_valid",
+)  # fmt: skip
+
+
+def config_from_flags() -> RunConfig:
+    """Resolves the flags against the presets; UsageError on any bad value."""
+    if FLAGS.method is None:
+        raise UsageError("--method is required: supervised, or +-joined terms, e.g. vat+ns3l")
+    method = presets.parse_method(FLAGS.method)
+    overrides = {name: FLAGS[name].value for name in HPARAM_FLAGS}
+    settings = presets.resolve(method, FLAGS.dataset, overrides)
+    if "n_labeled" not in settings:
+        raise UsageError(f"--dataset={FLAGS.dataset!r} has no preset: give --n_labeled")
+    if FLAGS.wrn_depth < 10 or (FLAGS.wrn_depth - 4) % 6:
+        raise UsageError(f"--wrn_depth={FLAGS.wrn_depth}: expected 6k + 4, e.g. 10, 16, 28")
+    n_labeled = settings["n_labeled"].value
+    logdir = FLAGS.logdir or f"runs/{FLAGS.dataset}.{FLAGS.seed}@{n_labeled}/{method}"
+    return RunConfig(
+        method=method, dataset=FLAGS.dataset, seed=FLAGS.seed, logdir=logdir, settings=settings,
+        data_dir=FLAGS.data_dir, download=FLAGS.download,
+        unlabeled_includes_labeled=FLAGS.unlabeled_includes_labeled, strategy=FLAGS.strategy,
+        wrn_depth=FLAGS.wrn_depth, wrn_width=FLAGS.wrn_width, bn_momentum=FLAGS.bn_momentum,
+        bn_epsilon=FLAGS.bn_epsilon, deterministic=FLAGS.deterministic,
+    )  # fmt: skip
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        config = config_from_flags()
+        if FLAGS.print_config:
+            print(format_config(config))
+            return
+        from realistic_ssl.loop import train  # TensorFlow work starts here
+
+        train(config)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    app.run(main)

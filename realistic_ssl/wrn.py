@@ -1,0 +1,290 @@
+"""WRN-28-2 of Oliver et al. 2018, with its augmentation inside the call and a batch norm whose
+moving-statistics update is a call argument.
+
+Spec: realistic_ssl.md §2 (model), §1.6 (augmentation), §7 (TF2 notes). Follows [TF] (spec §8):
+per-example flip and crop, BN decay 0.999 and epsilon 1e-3, TF "SAME" padding at stride 2.
+
+Contract: `model(x, training=False, update_bn_stats=True) -> logits [B, K] float32`, where x
+[B, H, W, C] float32 is the preprocessed, pre-augmentation batch. `training=True` augments with
+fresh randomness on every call and normalises with batch statistics; `update_bn_stats=False`
+leaves the moving averages untouched (the extra passes of Π, VAT and NS3L). `training=False`
+neither augments nor uses batch statistics. Build the model (`model.build(x_shape)`, in
+`strategy.scope()` when distributed) before `tf.function`, `strategy.run` or a checkpoint
+restore. The augmentation RNG is the tracked attribute `model.generator`, so
+`tf.train.Checkpoint(model=model)` saves and restores its state; a model created in
+`strategy.scope()` draws a separate stream on each replica."""
+
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+from ns3l.errors import UsageError
+from ns3l.types import Tensor
+
+LEAKY_SLOPE = 0.1  # spec §2, both stacks
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """What `augment` does in training mode (spec §1.6): flip, translate (pixels), noise std."""
+
+    flip: bool
+    translate: int
+    noise_std: float
+
+
+CIFAR_AUGMENTATION = Augmentation(flip=True, translate=2, noise_std=0.15)
+AUGMENTATIONS = {  # spec §1.6 and §4.7 (hparams.py dataset overrides)
+    "cifar10": CIFAR_AUGMENTATION,
+    "cifar100": CIFAR_AUGMENTATION,  # CIFAR-10 treatment assumed (spec §9.3)
+    "svhn": Augmentation(flip=False, translate=2, noise_std=0.0),
+    # Our choice for the offline demo set: no flip since digits are not mirror-symmetric,
+    # otherwise as CIFAR.
+    "digits": Augmentation(flip=False, translate=2, noise_std=0.15),
+    "none": Augmentation(flip=False, translate=0, noise_std=0.0),
+}
+
+
+def augmentation_for(dataset: str) -> Augmentation:
+    """The preset of `AUGMENTATIONS`; any other (TFDS) name gets the CIFAR preset, the [TF] base
+    values plus flip (spec §4.7), since natural images are mostly mirror-symmetric."""
+    return AUGMENTATIONS.get(dataset, CIFAR_AUGMENTATION)
+
+
+def augment(images: Tensor, augmentation: Augmentation, generator: tf.random.Generator) -> Tensor:
+    """Flip, translate, then add noise, each drawn per example from `generator` (spec §1.6).
+
+    images [B, H, W, C] -> [B, H, W, C]. Differentiable in `images` (VAT perturbs before it)."""
+    if augmentation.flip:
+        flipped = generator.uniform(tf.shape(images)[:1]) < 0.5  # [B]
+        images = tf.where(flipped[:, None, None, None], tf.reverse(images, axis=[2]), images)
+    if augmentation.translate:
+        images = random_translate(images, augmentation.translate, generator)
+    if augmentation.noise_std:
+        noise = generator.normal(tf.shape(images), stddev=augmentation.noise_std)
+        images = images + tf.cast(noise, images.dtype)
+    return images
+
+
+def random_translate(images: Tensor, pixels: int, generator: tf.random.Generator) -> Tensor:
+    """Reflect-pad by `pixels`, then crop H x W at an offset uniform in {0..2·pixels}² drawn per
+    example: [TF]'s shift by {-pixels..pixels}² with reflected borders. [B, H, W, C] -> same."""
+    batch, height, width = tf.unstack(tf.shape(images)[:3])
+    padding = [[0, 0], [pixels, pixels], [pixels, pixels], [0, 0]]
+    padded = tf.pad(images, padding, mode="REFLECT")  # edge pixel not repeated, as [TF]
+    offsets = generator.uniform([2, batch], 0, 2 * pixels + 1, dtype=tf.int32)
+    # Two batched gathers crop every example at its own offset without a loop over examples.
+    rows = offsets[0][:, None] + tf.range(height)  # [B, H]
+    columns = offsets[1][:, None] + tf.range(width)  # [B, W]
+    cropped = tf.gather(padded, rows, axis=1, batch_dims=1)  # [B, H, W + 2·pixels, C]
+    return tf.gather(cropped, columns, axis=2, batch_dims=1)
+
+
+class BatchNorm(keras.layers.Layer):
+    """Batch norm over the last axis whose moving-average update is a call argument (spec §7).
+
+    Training mode normalises with the batch moments over all other axes, and updates the moving
+    averages (m ← m - (1 - momentum)·(m - batch)) only if `update_bn_stats`; inference uses the
+    moving averages. [TF]: momentum 0.999, epsilon 1e-3; [PT] parity: 0.9, 1e-5 (spec §2)."""
+
+    def __init__(
+        self,
+        momentum: float = 0.999,
+        epsilon: float = 1e-3,
+        synchronized: bool = False,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.momentum = momentum
+        self.epsilon = epsilon
+        self.synchronized = synchronized  # all-reduce the batch moments across replicas
+
+    def build(self, input_shape: tuple) -> None:
+        channels = (input_shape[-1],)
+        # autocast=False keeps the float32 values under a mixed policy; aggregation="mean" lets
+        # each replica assign the moving statistics (their new values are averaged).
+        trainable = {"shape": channels, "autocast": False}
+        self.gamma = self.add_weight(name="gamma", initializer="ones", **trainable)
+        self.beta = self.add_weight(name="beta", initializer="zeros", **trainable)
+        moving = {**trainable, "trainable": False, "aggregation": "mean"}
+        self.moving_mean = self.add_weight(name="moving_mean", initializer="zeros", **moving)
+        self.moving_variance = self.add_weight(name="moving_variance", initializer="ones", **moving)
+
+    def call(self, x: Tensor, training: bool = False, update_bn_stats: bool = True) -> Tensor:
+        x32 = tf.cast(x, tf.float32)  # moments in float32 also under mixed precision
+        if training:
+            mean, variance = self.batch_moments(x32)
+            if update_bn_stats:
+                decay = 1.0 - self.momentum
+                self.moving_mean.assign_sub(decay * (self.moving_mean - mean))
+                self.moving_variance.assign_sub(decay * (self.moving_variance - variance))
+        else:
+            mean, variance = self.moving_mean.value, self.moving_variance.value
+        normalized = tf.nn.batch_normalization(
+            x32, mean, variance, self.beta.value, self.gamma.value, self.epsilon
+        )
+        return tf.cast(normalized, self.compute_dtype)
+
+    def batch_moments(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and biased variance per channel, over this replica or, if `synchronized`, over
+        all replicas' batches. The moving variance is fed the biased one too, like Keras; TF1's
+        fused kernel may scale it by n/(n-1), under 0.02% at 100x8x8 positions."""
+        axes = list(range(len(x.shape) - 1))
+        context = tf.distribute.get_replica_context()
+        if not self.synchronized or context is None or context.num_replicas_in_sync == 1:
+            return tf.nn.moments(x, axes)
+        count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), tf.float32)
+        sums = [tf.reduce_sum(x, axes), tf.reduce_sum(tf.square(x), axes), count]
+        total, total_squares, total_count = context.all_reduce("sum", sums)
+        mean = total / total_count
+        return mean, tf.maximum(total_squares / total_count - tf.square(mean), 0.0)
+
+
+def _conv(
+    filters: int, kernel: int, stride: int, seed: keras.random.SeedGenerator
+) -> keras.layers.Conv2D:
+    """A bias-free TF-"SAME" conv with He fan-out normal initialisation, untruncated (spec §2)."""
+    initializer = keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal", seed)
+    return keras.layers.Conv2D(
+        filters, kernel, stride, padding="same", use_bias=False, kernel_initializer=initializer
+    )
+
+
+class ResidualUnit(keras.layers.Layer):
+    """Pre-activation unit: h = conv(lrelu(BN(conv(lrelu(BN(x)), stride)))) + shortcut (spec §2).
+
+    The shortcut source is the activated input if `activate_before_residual`, else the raw
+    input, projected by a strided 1x1 conv when the channel count changes."""
+
+    def __init__(
+        self,
+        filters_in: int,
+        filters: int,
+        stride: int,
+        activate_before_residual: bool,
+        seed: keras.random.SeedGenerator,
+        bn_options: dict,
+        leaky_slope: float = LEAKY_SLOPE,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.activate_before_residual = activate_before_residual
+        self.leaky_slope = leaky_slope
+        self.bn_in, self.bn_mid = BatchNorm(**bn_options), BatchNorm(**bn_options)
+        self.conv_in = _conv(filters, 3, stride, seed)
+        self.conv_out = _conv(filters, 3, 1, seed)
+        self.projection = _conv(filters, 1, stride, seed) if filters_in != filters else None
+
+    def build(self, input_shape: tuple) -> None:
+        self.bn_in.build(input_shape)
+        self.conv_in.build(input_shape)
+        middle_shape = self.conv_in.compute_output_shape(input_shape)
+        self.bn_mid.build(middle_shape)
+        self.conv_out.build(middle_shape)
+        if self.projection is not None:
+            self.projection.build(input_shape)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return self.conv_in.compute_output_shape(input_shape)
+
+    def call(self, x: Tensor, training: bool = False, update_bn_stats: bool = True) -> Tensor:
+        bn = {"training": training, "update_bn_stats": update_bn_stats}
+        activated = tf.nn.leaky_relu(self.bn_in(x, **bn), self.leaky_slope)
+        source = activated if self.activate_before_residual else x
+        h = self.conv_in(activated)
+        h = self.conv_out(tf.nn.leaky_relu(self.bn_mid(h, **bn), self.leaky_slope))
+        return h + (self.projection(source) if self.projection is not None else source)
+
+
+def _residual_units(
+    units_per_stage: int, width: int, seed: keras.random.SeedGenerator, options: dict
+) -> dict[str, ResidualUnit]:
+    """Three stages of 16·width, 32·width, 64·width channels at strides 1, 2, 2 (spec §2), by
+    their [TF] names unit_1_0 ... unit_3_{n-1}."""
+    units, filters_in = {}, 16
+    for stage, (filters, stride) in enumerate(zip((16, 32, 64), (1, 2, 2), strict=True)):
+        for index in range(units_per_stage):
+            units[f"unit_{stage + 1}_{index}"] = ResidualUnit(
+                filters_in,
+                filters * width,
+                stride if index == 0 else 1,
+                activate_before_residual=stage == index == 0,  # unit_1_0 only
+                seed=seed,
+                **options,
+            )
+            filters_in = filters * width
+    return units
+
+
+class WideResNet(keras.Model):
+    """Pre-activation WRN-depth-width with leaky ReLU 0.1 (spec §2), augmenting inside the call.
+
+    x [B, H, W, C] float32 -> logits [B, num_classes] float32 (also under a mixed policy). Any
+    H, W and C. depth = 6n + 4 gives n units per stage: 28 for the paper, 10 for tests. `seed`
+    seeds both the initial weights and the augmentation generator."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        augmentation: Augmentation,
+        seed: int,
+        depth: int = 28,
+        width: int = 2,
+        bn_momentum: float = 0.999,
+        bn_epsilon: float = 1e-3,
+        synchronized_bn: bool = False,
+        leaky_slope: float = LEAKY_SLOPE,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if depth < 10 or (depth - 4) % 6:
+            raise UsageError(f"depth={depth}: expected 6·n + 4 with n >= 1 (10, 16, 22, 28, ...)")
+        self.augmentation = augmentation
+        self.generator = tf.random.Generator.from_seed(seed)  # tracked: checkpoints save it
+        init_seed = keras.random.SeedGenerator(seed)  # a fresh draw per layer, reproducible
+        bn_options = {
+            "momentum": bn_momentum,
+            "epsilon": bn_epsilon,
+            "synchronized": synchronized_bn,
+        }
+        self.stem = _conv(16, 3, 1, init_seed)
+        self.leaky_slope = leaky_slope
+        options = {"bn_options": bn_options, "leaky_slope": leaky_slope}
+        units = _residual_units((depth - 4) // 6, width, init_seed, options)
+        # One attribute per unit: tf.train.Checkpoint does not see into a Keras 3 list of layers.
+        for name, unit in units.items():
+            setattr(self, name, unit)
+        self.unit_names = tuple(units)
+        self.final_bn = BatchNorm(**bn_options)
+        glorot = keras.initializers.GlorotNormal(init_seed)
+        # float32 even under a mixed policy: the losses want float32 logits.
+        self.classifier = keras.layers.Dense(
+            num_classes, kernel_initializer=glorot, dtype="float32"
+        )
+
+    @property
+    def units(self) -> list[ResidualUnit]:
+        """The residual units in call order."""
+        return [getattr(self, name) for name in self.unit_names]
+
+    def build(self, input_shape: tuple) -> None:
+        """Creates every variable from the input shape (the call cannot be traced symbolically)."""
+        self.stem.build(input_shape)
+        shape = self.stem.compute_output_shape(input_shape)
+        for unit in self.units:
+            unit.build(shape)
+            shape = unit.compute_output_shape(shape)
+        self.final_bn.build(shape)
+        self.classifier.build((shape[0], shape[-1]))
+
+    def call(self, x: Tensor, training: bool = False, update_bn_stats: bool = True) -> Tensor:
+        if training:
+            x = augment(x, self.augmentation, self.generator)
+        bn = {"training": training, "update_bn_stats": update_bn_stats}
+        h = self.stem(x)
+        for unit in self.units:
+            h = unit(h, **bn)
+        h = tf.nn.leaky_relu(self.final_bn(h, **bn), self.leaky_slope)
+        return self.classifier(tf.reduce_mean(h, axis=[1, 2]))  # global average pool

@@ -1,0 +1,151 @@
+"""Presets against the paper's numbers, and the command line's resolution and errors."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from absl import flags
+from absl.testing import flagsaver
+
+from ns3l.errors import UsageError
+from realistic_ssl import presets, train
+from realistic_ssl.config import format_config
+
+ROOT = Path(__file__).parents[2]
+
+
+def values(method, dataset, **flags_given):
+    settings = presets.resolve(presets.parse_method(method), dataset, flags_given)
+    return {name: setting.value for name, setting in settings.items()}
+
+
+@pytest.mark.parametrize("dataset", presets.PAPER_DATASETS)
+def test_every_paper_cell_has_a_row_with_a_source(dataset):
+    for method in presets.PAPER_METHODS:
+        row = presets.PRESETS[(method, dataset)]
+        assert row["lr"].source, (method, dataset)
+
+
+def test_paper_values_ns3l_section_4_4():
+    ns3l = values("ns3l", "cifar10")
+    assert (ns3l["lr"], ns3l["ns3l_weight"], ns3l["ns3l_threshold"]) == (6e-4, 1.0, 0.04)
+    assert values("ns3l", "cifar100")["ns3l_threshold"] == 0.004  # T / 10
+    both = values("vat+ns3l", "cifar10")
+    assert (both["lr"], both["vat_weight"], both["ns3l_weight"]) == (6e-4, 0.3, 0.3)
+    c100 = values("vat+ns3l", "cifar100")
+    assert (c100["lr"], c100["vat_weight"], c100["ns3l_weight"]) == (3e-3, 0.6, 0.3)
+    assert c100["ns3l_threshold"] == 0.004 and c100["vat_epsilon"] == 6.0
+
+
+def test_oliver_values_and_schedule():
+    assert values("supervised", "cifar10")["lr"] == 3e-3
+    assert values("pi", "svhn")["lr"] == 3e-4 and values("pi", "svhn")["pi_weight"] == 20.0
+    vat = values("vat+em", "svhn")
+    assert (vat["lr"], vat["vat_weight"], vat["vat_epsilon"], vat["em_weight"]) == (
+        3e-3, 0.3, 1.0, 0.1,
+    )  # fmt: skip
+    assert (
+        values("vat", "cifar10")["vat_epsilon"] == 6.0
+        and values("vat", "cifar10")["vat_xi"] == 1e-6
+    )
+    pl = values("pl", "cifar100")
+    assert (pl["lr"], pl["pl_weight"], pl["pl_threshold"]) == (3e-4, 1.0, 0.95)
+    common = values("pi", "cifar10")
+    assert (common["train_steps"], common["lr_decay_steps"], common["warmup_steps"]) == (
+        200_000, 130_000, 50_000,
+    )  # fmt: skip
+    assert (common["n_labeled"], values("pi", "svhn")["n_valid"]) == (4000, 7326)
+    assert values("pi", "cifar100")["n_labeled"] == 10_000
+
+
+def test_only_the_terms_of_the_method_get_settings():
+    assert "vat_epsilon" not in values("ns3l", "cifar10")
+    assert "ns3l_threshold" not in values("vat", "cifar10")
+    assert "pi_weight" not in values("supervised", "svhn")
+
+
+def test_a_flag_overrides_and_says_so():
+    settings = presets.resolve("vat+ns3l", "cifar10", {"ns3l_threshold": 0.05, "lr": None})
+    assert settings["ns3l_threshold"] == presets.Setting(0.05, "flag")
+    assert settings["lr"].source == "NS3L §4.4"
+
+
+def test_combinations_outside_the_paper_are_marked_assumed():
+    mt_ns3l = presets.resolve("mt+ns3l", "cifar10", {})
+    assert mt_ns3l["lr"].value == 6e-4 and mt_ns3l["lr"].source.startswith("assumed")
+    digits = presets.resolve("vat+ns3l", "digits", {})
+    assert digits["lr"].source.startswith("assumed: CIFAR-10 row")
+    assert digits["vat_epsilon"].value == 1.0
+
+
+@pytest.mark.parametrize(
+    "text,canonical",
+    [
+        ("ns3l+vat", "vat+ns3l"),
+        ("pl+vat", "vat+pl"),
+        ("em+vat", "vat+em"),
+        ("supervised", "supervised"),
+    ],
+)
+def test_method_names_are_canonical(text, canonical):
+    assert presets.parse_method(text) == canonical
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("em", "--method='em': em is VAT's entropy term and needs vat (vat+em)"),
+        ("vat+foo", "--method='vat+foo': expected one of supervised, vat, em, pi, mt, pl, ns3l"),
+        ("pi+pi", "--method='pi+pi': a term appears twice"),
+        ("supervised+ns3l", "--method='supervised+ns3l': expected one of"),
+    ],
+)
+def test_bad_methods_are_one_line(text, message):
+    with pytest.raises(UsageError) as error:
+        presets.parse_method(text)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
+def test_a_flag_for_a_term_not_in_the_method_is_refused():
+    with pytest.raises(UsageError, match="--pi_weight=3.0 is not used by --method=vat"):
+        presets.resolve("vat", "cifar10", {"pi_weight": 3.0})
+
+
+def config_for(*argv):
+    with flagsaver.flagsaver():
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(["train", *argv])
+        return train.config_from_flags()
+
+
+def test_flags_resolve_to_a_run_config():
+    config = config_for("--method=ns3l+vat", "--dataset=cifar100", "--seed=3", "--vat_eps=2.5")
+    assert (config.method, config.seed, config.logdir) == (
+        "vat+ns3l", 3, "runs/cifar100.3@10000/vat+ns3l",
+    )  # fmt: skip
+    assert config.value("vat_epsilon") == 2.5 and config.settings["vat_epsilon"].source == "flag"
+    printed = format_config(config)
+    assert "ns3l_threshold              0.004         NS3L §4.4: T / 10" in printed
+    assert "lr                          0.003         NS3L §4.4" in printed
+    assert config.as_json()["ns3l_weight"] == 0.3
+
+
+def test_bad_flags_are_one_line_errors():
+    with pytest.raises(UsageError, match="--method is required"):
+        config_for("--dataset=svhn")
+    with pytest.raises(UsageError, match="--wrn_depth=12: expected 6k \\+ 4"):
+        config_for("--method=pi", "--wrn_depth=12")
+    with pytest.raises(UsageError, match="--dataset='mnist' has no preset: give --n_labeled"):
+        config_for("--method=pi", "--dataset=mnist")
+
+
+def test_command_line_prints_one_line_and_exits_2():
+    result = subprocess.run(
+        [sys.executable, "-m", "realistic_ssl.train", "--method=em"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == "error: --method='em': em is VAT's entropy term and needs vat (vat+em)"
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,50 @@
+"""The consistency ramp and the staircase learning rate against hand-computed values."""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from realistic_ssl.schedules import sigmoid_rampup, step_decay
+
+
+def test_sigmoid_rampup_matches_hand_values():
+    got = sigmoid_rampup(np.array([12_500, 25_000, 37_500, 50_000]), length=50_000)
+    np.testing.assert_allclose(got, [0.06005, 0.28650, 0.73162, 1.0], atol=1e-5)
+
+
+def test_sigmoid_rampup_starts_at_exp_minus_5_and_stays_at_1():
+    got = sigmoid_rampup(np.array([0, 1, 49_999, 50_001, 200_000]), length=50_000)
+    want = [math.exp(-5.0), math.exp(-5.0 * (1 - 1 / 50_000) ** 2), 1.0, 1.0, 1.0]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert got.dtype == tf.float32
+
+
+def test_sigmoid_rampup_takes_the_optimizer_step_inside_tf_function():
+    step = tf.Variable(25_000, dtype=tf.int64)  # like optimizer.iterations
+    ramp = tf.function(lambda: sigmoid_rampup(step, 50_000))
+    np.testing.assert_allclose(float(ramp()), math.exp(-5.0 * 0.25), rtol=1e-6)
+    step.assign(200_000)
+    assert float(ramp()) == 1.0
+
+
+def test_step_decay_drops_by_five_at_each_boundary():
+    schedule = step_decay(3e-4, decay_steps=130_000)
+    steps = [0, 129_999, 130_000, 200_000, 259_999, 260_000]
+    got = [float(schedule(step)) for step in steps]
+    want = [3e-4, 3e-4, 6e-5, 6e-5, 6e-5, 1.2e-5]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_step_decay_survives_serialisation_and_drives_adam():
+    schedule = step_decay(3e-3, decay_steps=400_000)
+    restored = keras.optimizers.schedules.deserialize(
+        keras.optimizers.schedules.serialize(schedule)
+    )
+    np.testing.assert_allclose(float(restored(400_000)), 6e-4, rtol=1e-6)
+    optimizer = keras.optimizers.Adam(learning_rate=restored, epsilon=1e-8)
+    optimizer.iterations.assign(399_999)
+    np.testing.assert_allclose(float(optimizer.learning_rate), 3e-3, rtol=1e-6)
+    optimizer.iterations.assign(400_000)
+    np.testing.assert_allclose(float(optimizer.learning_rate), 6e-4, rtol=1e-6)
