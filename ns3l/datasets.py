@@ -148,7 +148,7 @@ def _not_prepared(name: str, builder: tfds.core.DatasetBuilder) -> UsageError:
     )
 
 
-def load_digits(size: int = 32, channels: int = 3) -> ImageDataset:
+def load_digits(size: int = 16, channels: int = 3) -> ImageDataset:
     """scikit-learn's 1,797 handwritten 8x8 digits (shipped in its wheel, so offline), as uint8
     images [N, size, size, channels]: values 0..16 scaled to 0..255, bilinear-resized, the grey
     level repeated over `channels`. Train = the first 1,297 of RandomState(0).permutation(1797),

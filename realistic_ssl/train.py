@@ -8,6 +8,11 @@ source of each value); a flag overrides it. `--print_config` shows the resolved 
 A run restarted on the same --logdir resumes from its last checkpoint. Only this module reads
 FLAGS; bad input stops here in one line."""
 
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ banner
+
+
 import sys
 
 from absl import app, flags

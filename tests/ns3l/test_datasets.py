@@ -62,8 +62,8 @@ def prepared_dir(tmp_path_factory) -> str:
 
 def test_digits_shapes_counts_and_range():
     digits = load_digits()
-    assert digits.train_images.shape == (1_297, 32, 32, 3)
-    assert digits.test_images.shape == (500, 32, 32, 3)
+    assert digits.train_images.shape == (1_297, 16, 16, 3)
+    assert digits.test_images.shape == (500, 16, 16, 3)
     assert digits.train_images.dtype == np.uint8 and digits.train_labels.dtype == np.int64
     assert digits.num_classes == 10 and digits.extra_images is None
     counts = np.bincount(digits.train_labels) + np.bincount(digits.test_labels)
