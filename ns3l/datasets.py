@@ -70,11 +70,17 @@ def load_dataset(name: str, data_dir: str | None = None, download: bool = False)
     )
 
 
-def _builder(name: str, tfds_name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
-    """The TFDS builder in `data_dir` (made explicit so that messages can name it)."""
-    data_dir = os.path.expanduser(
+def resolve_data_dir(data_dir: str | None = None) -> str:
+    """The TFDS data directory a run reads: `data_dir`, else $TFDS_DATA_DIR, else
+    ~/tensorflow_datasets: TFDS's own rule, made explicit so messages and caches can name it."""
+    return os.path.expanduser(
         data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
     )
+
+
+def _builder(name: str, tfds_name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
+    """The TFDS builder in `data_dir`."""
+    data_dir = resolve_data_dir(data_dir)
     try:
         return tfds.builder(tfds_name, data_dir=data_dir)
     except ValueError:  # an unknown or malformed name: TFDS's own message lists 1,000 data sets

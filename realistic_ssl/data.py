@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from ns3l.datasets import load_dataset
+from ns3l.datasets import load_dataset, resolve_data_dir
 from ns3l.errors import UsageError
 from ns3l.splits import Split, oliver_split
 from ns3l.streams import index_batches
@@ -48,12 +48,16 @@ def prepare(
     unlabeled_includes_labeled: bool = False,
     cache_dir: str | Path | None = None,
 ) -> PreparedData:
-    """Loads `dataset`, preprocesses it as spec §1.4 and splits it as spec §1.2-1.3."""
+    """Loads `dataset`, preprocesses it as spec §1.4 and splits it as spec §1.2-1.3.
+
+    The ZCA fit (CIFAR) is cached in `cache_dir`, by default `<TFDS data dir>/ns3l_cache`: next to
+    the data, shared by every run and seed that reads the same images."""
     raw = load_dataset(dataset, data_dir=data_dir, download=download)
     split = oliver_split(
         raw.train_labels, raw.num_classes, n_labeled, n_valid, seed,
         unlabeled_includes_labeled=unlabeled_includes_labeled,
     )  # fmt: skip
+    cache_dir = cache_dir or Path(resolve_data_dir(data_dir)) / "ns3l_cache"
     train, test = preprocess(dataset, raw.train_images, raw.test_images, cache_dir=cache_dir)
     return PreparedData(train, raw.train_labels, test, raw.test_labels, split, raw.num_classes)
 

@@ -37,7 +37,6 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
         config.dataset, config.value("n_labeled"), config.value("n_valid"), config.seed,
         data_dir=config.data_dir, download=config.download,
         unlabeled_includes_labeled=config.unlabeled_includes_labeled,
-        cache_dir=Path(config.logdir).parent,
     )  # fmt: skip
     with strategy.scope():
         trainer = build_trainer(config, data, strategy.num_replicas_in_sync)

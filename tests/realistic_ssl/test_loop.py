@@ -1,0 +1,136 @@
+"""Whole runs on the embedded digits set: every paper method, resume after a kill, two replicas."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ns3l.distribute import make_strategy
+from ns3l.errors import UsageError
+from realistic_ssl import presets
+from realistic_ssl.config import RunConfig
+from realistic_ssl.data import PreparedData, prepare, train_batches
+from realistic_ssl.loop import compiled_step, train
+from realistic_ssl.step import RealisticSSLTrainer
+
+
+def tiny_config(method: str, logdir, steps: int = 4, **changes) -> RunConfig:
+    schedule = {"train_steps": steps, "eval_every": 2, "warmup_steps": 2, "lr_decay_steps": 3}
+    settings = presets.resolve(method, "digits", schedule)
+    fields = dict(wrn_depth=10, wrn_width=1, bn_momentum=0.9) | changes
+    return RunConfig(method=method, dataset="digits", seed=2, logdir=str(logdir), settings=settings,
+                     **fields)  # fmt: skip
+
+
+@pytest.mark.parametrize("method", presets.PAPER_METHODS)
+def test_every_paper_method_runs_on_digits(method, tmp_path):
+    result = train(tiny_config(method, tmp_path))
+    assert result["finished"] and result["step"] == 4 and result["method"] == method
+    assert [h["step"] for h in result["history"]] == [2, 4]
+    assert result["split_sizes"] == {"labeled": 50, "unlabeled": 1047, "valid": 200, "test": 500}
+    metrics = result["metrics"]
+    assert 0.0 <= metrics["test_error_at_best_valid"] <= 100.0
+    best = min(result["history"], key=lambda h: h["valid_error"])
+    assert metrics["test_error_at_best_valid"] == best["test_error"]
+    assert metrics["best_step"] == best["step"]
+    assert result["config"]["lr"] == presets.resolve(method, "digits", {})["lr"].value
+    assert list(tmp_path.glob("events.out.tfevents.*"))
+
+
+def checkpoint_values(logdir) -> dict[str, np.ndarray]:
+    reader = tf.train.load_checkpoint(str(logdir / "checkpoints"))
+    names = [n for n in reader.get_variable_to_shape_map() if "OBJECT_GRAPH" not in n]
+    return {name: reader.get_tensor(name) for name in names}
+
+
+def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
+    whole = tiny_config("vat+ns3l", tmp_path / "whole", steps=6, deterministic=True)
+    cut = tiny_config("vat+ns3l", tmp_path / "cut", steps=6, deterministic=True)
+    train(whole)
+    train(cut, stop_after=5)  # killed after step 5; its last checkpoint is step 4
+    assert json.loads((tmp_path / "cut" / "results.json").read_text())["step"] == 4
+    resumed = train(cut)
+    uninterrupted = json.loads((tmp_path / "whole" / "results.json").read_text())
+    assert resumed["history"] == uninterrupted["history"]
+    want, got = checkpoint_values(tmp_path / "whole"), checkpoint_values(tmp_path / "cut")
+    assert want.keys() == got.keys() and len(want) > 50
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+def test_a_run_under_mirrored_strategy_on_two_devices(tmp_path):
+    result = train(tiny_config("vat+ns3l", tmp_path, steps=2, strategy="mirrored"))
+    assert result["finished"] and result["config"]["strategy"] == "mirrored"
+
+
+def test_restarting_with_other_settings_is_refused(tmp_path):
+    train(tiny_config("ns3l", tmp_path, steps=2))
+    changed = tiny_config("ns3l", tmp_path, steps=2, wrn_width=2)
+    with pytest.raises(
+        UsageError, match="was started with wrn_width=1, this command has wrn_width=2"
+    ):
+        train(changed)
+
+
+def test_batches_hold_labeled_then_unlabeled_rows_and_resume_by_step():
+    data = prepare("digits", n_labeled=50, n_valid=200, seed=1)
+    stream = iter(train_batches(data, 100, seed=1))
+    batches = [next(stream) for _ in range(3)]
+    x, y = batches[0]
+    assert x.shape == (100, 16, 16, 3) and x.dtype == tf.float32
+    assert np.all(y[:50].numpy() >= 0) and np.all(y[50:].numpy() == -1)
+    assert -1.0 <= float(tf.reduce_min(x)) and float(tf.reduce_max(x)) <= 1.0  # [-1, 1] scale
+    resumed_x, resumed_y = next(iter(train_batches(data, 100, seed=1, start_step=2)))
+    np.testing.assert_array_equal(resumed_x, batches[2][0])
+    np.testing.assert_array_equal(resumed_y, batches[2][1])
+    labeled_rows = {data.train_labels[i] for i in data.split.labeled}
+    assert labeled_rows == set(range(10))
+
+
+def test_two_replicas_each_get_half_labeled_rows():
+    data = prepare("digits", n_labeled=50, n_valid=200, seed=1)
+    _, y = next(iter(train_batches(data, 100, seed=1, replicas=2)))
+    y = y.numpy()
+    for chunk in (y[:50], y[50:]):
+        assert np.all(chunk[:25] >= 0) and np.all(chunk[25:] == -1)
+    with pytest.raises(UsageError, match="--batch_size=100: expected a multiple of 2 x 3 replicas"):
+        train_batches(data, 100, seed=1, replicas=3)
+
+
+class Linear(keras.Model):
+    """No BN, no augmentation: one replica and two must then take the very same step."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(10)
+
+    def call(self, x, training=False, update_bn_stats=True):
+        return self.dense(tf.reshape(x, (tf.shape(x)[0], -1)))
+
+
+def one_step(strategy, data: PreparedData, replicas: int):
+    hparams = presets.resolve("ns3l", "digits", {"ns3l_ramp": False})
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        model = Linear()
+        model(tf.zeros((1, 16, 16, 3)))
+        values = {k: s.value for k, s in hparams.items()}
+        trainer = RealisticSSLTrainer(model, ("ns3l",), values, global_batch=100, seed=0)
+    batches = strategy.experimental_distribute_dataset(
+        train_batches(data, 100, seed=1, replicas=replicas)
+    )
+    stats = compiled_step(strategy, trainer)(next(iter(batches)))
+    return {k: float(v) for k, v in stats.items()}, [v.numpy() for v in model.weights]
+
+
+def test_mirrored_step_equals_the_single_device_step():
+    data = prepare("digits", n_labeled=50, n_valid=200, seed=1)
+    single_stats, single_weights = one_step(tf.distribute.get_strategy(), data, 1)
+    mirrored_stats, mirrored_weights = one_step(make_strategy("mirrored"), data, 2)
+    assert single_stats["ns3l"] > 0
+    for name, value in single_stats.items():
+        np.testing.assert_allclose(mirrored_stats[name], value, rtol=1e-5, err_msg=name)
+    for got, want in zip(mirrored_weights, single_weights, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
