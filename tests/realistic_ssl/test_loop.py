@@ -134,3 +134,21 @@ def test_mirrored_step_equals_the_single_device_step():
         np.testing.assert_allclose(mirrored_stats[name], value, rtol=1e-5, err_msg=name)
     for got, want in zip(mirrored_weights, single_weights, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_the_cifar10_path_runs_on_mock_tfds_data(tmp_path, monkeypatch):
+    """GCN + ZCA, the cache next to the data, and a run, on tfds.testing.mock_data images."""
+    import tensorflow_datasets as tfds
+
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    settings = presets.resolve(
+        "vat+ns3l", "cifar10",
+        {"train_steps": 2, "eval_every": 2, "n_labeled": 20, "n_valid": 20},
+    )  # fmt: skip
+    config = RunConfig(method="vat+ns3l", dataset="cifar10", seed=1, logdir=str(tmp_path / "run"),
+                       settings=settings, wrn_depth=10, wrn_width=1)  # fmt: skip
+    with tfds.testing.mock_data(num_examples=120):
+        result = train(config)
+    assert result["finished"]
+    assert result["split_sizes"] == {"labeled": 20, "unlabeled": 80, "valid": 20, "test": 120}
+    assert len(list((tmp_path / "tfds" / "ns3l_cache").glob("zca-cifar10-*.npz"))) == 1
