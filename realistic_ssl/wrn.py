@@ -14,24 +14,15 @@ restore. The augmentation RNG is the tracked attribute `model.generator`, so
 `tf.train.Checkpoint(model=model)` saves and restores its state; a model created in
 `strategy.scope()` draws a separate stream on each replica."""
 
-from dataclasses import dataclass
-
 import keras
 import tensorflow as tf
 
+from ns3l.augment import Augmentation, augment
 from ns3l.errors import UsageError
+from ns3l.layers import BatchNorm
 from ns3l.types import Tensor
 
 LEAKY_SLOPE = 0.1  # spec §2, both stacks
-
-
-@dataclass(frozen=True)
-class Augmentation:
-    """What `augment` does in training mode (spec §1.6): flip, translate (pixels), noise std."""
-
-    flip: bool
-    translate: int
-    noise_std: float
 
 
 CIFAR_AUGMENTATION = Augmentation(flip=True, translate=2, noise_std=0.15)
@@ -50,95 +41,6 @@ def augmentation_for(dataset: str) -> Augmentation:
     """The preset of `AUGMENTATIONS`; any other (TFDS) name gets the CIFAR preset, the [TF] base
     values plus flip (spec §4.7), since natural images are mostly mirror-symmetric."""
     return AUGMENTATIONS.get(dataset, CIFAR_AUGMENTATION)
-
-
-def augment(images: Tensor, augmentation: Augmentation, generator: tf.random.Generator) -> Tensor:
-    """Flip, translate, then add noise, each drawn per example from `generator` (spec §1.6).
-
-    images [B, H, W, C] -> [B, H, W, C]. Differentiable in `images` (VAT perturbs before it)."""
-    if augmentation.flip:
-        flipped = generator.uniform(tf.shape(images)[:1]) < 0.5  # [B]
-        images = tf.where(flipped[:, None, None, None], tf.reverse(images, axis=[2]), images)
-    if augmentation.translate:
-        images = random_translate(images, augmentation.translate, generator)
-    if augmentation.noise_std:
-        noise = generator.normal(tf.shape(images), stddev=augmentation.noise_std)
-        images = images + tf.cast(noise, images.dtype)
-    return images
-
-
-def random_translate(images: Tensor, pixels: int, generator: tf.random.Generator) -> Tensor:
-    """Reflect-pad by `pixels`, then crop H x W at an offset uniform in {0..2·pixels}² drawn per
-    example: [TF]'s shift by {-pixels..pixels}² with reflected borders. [B, H, W, C] -> same."""
-    batch, height, width = tf.unstack(tf.shape(images)[:3])
-    padding = [[0, 0], [pixels, pixels], [pixels, pixels], [0, 0]]
-    padded = tf.pad(images, padding, mode="REFLECT")  # edge pixel not repeated, as [TF]
-    offsets = generator.uniform([2, batch], 0, 2 * pixels + 1, dtype=tf.int32)
-    # Two batched gathers crop every example at its own offset without a loop over examples.
-    rows = offsets[0][:, None] + tf.range(height)  # [B, H]
-    columns = offsets[1][:, None] + tf.range(width)  # [B, W]
-    cropped = tf.gather(padded, rows, axis=1, batch_dims=1)  # [B, H, W + 2·pixels, C]
-    return tf.gather(cropped, columns, axis=2, batch_dims=1)
-
-
-class BatchNorm(keras.layers.Layer):
-    """Batch norm over the last axis whose moving-average update is a call argument (spec §7).
-
-    Training mode normalises with the batch moments over all other axes, and updates the moving
-    averages (m ← m - (1 - momentum)·(m - batch)) only if `update_bn_stats`; inference uses the
-    moving averages. [TF]: momentum 0.999, epsilon 1e-3; [PT] parity: 0.9, 1e-5 (spec §2)."""
-
-    def __init__(
-        self,
-        momentum: float = 0.999,
-        epsilon: float = 1e-3,
-        synchronized: bool = False,
-        **kwargs,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.momentum = momentum
-        self.epsilon = epsilon
-        self.synchronized = synchronized  # all-reduce the batch moments across replicas
-
-    def build(self, input_shape: tuple) -> None:
-        channels = (input_shape[-1],)
-        # autocast=False keeps the float32 values under a mixed policy; aggregation="mean" lets
-        # each replica assign the moving statistics (their new values are averaged).
-        trainable = {"shape": channels, "autocast": False}
-        self.gamma = self.add_weight(name="gamma", initializer="ones", **trainable)
-        self.beta = self.add_weight(name="beta", initializer="zeros", **trainable)
-        moving = {**trainable, "trainable": False, "aggregation": "mean"}
-        self.moving_mean = self.add_weight(name="moving_mean", initializer="zeros", **moving)
-        self.moving_variance = self.add_weight(name="moving_variance", initializer="ones", **moving)
-
-    def call(self, x: Tensor, training: bool = False, update_bn_stats: bool = True) -> Tensor:
-        x32 = tf.cast(x, tf.float32)  # moments in float32 also under mixed precision
-        if training:
-            mean, variance = self.batch_moments(x32)
-            if update_bn_stats:
-                decay = 1.0 - self.momentum
-                self.moving_mean.assign_sub(decay * (self.moving_mean - mean))
-                self.moving_variance.assign_sub(decay * (self.moving_variance - variance))
-        else:
-            mean, variance = self.moving_mean.value, self.moving_variance.value
-        normalized = tf.nn.batch_normalization(
-            x32, mean, variance, self.beta.value, self.gamma.value, self.epsilon
-        )
-        return tf.cast(normalized, self.compute_dtype)
-
-    def batch_moments(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and biased variance per channel, over this replica or, if `synchronized`, over
-        all replicas' batches. The moving variance is fed the biased one too, like Keras; TF1's
-        fused kernel may scale it by n/(n-1), under 0.02% at 100x8x8 positions."""
-        axes = list(range(len(x.shape) - 1))
-        context = tf.distribute.get_replica_context()
-        if not self.synchronized or context is None or context.num_replicas_in_sync == 1:
-            return tf.nn.moments(x, axes)
-        count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), tf.float32)
-        sums = [tf.reduce_sum(x, axes), tf.reduce_sum(tf.square(x), axes), count]
-        total, total_squares, total_count = context.all_reduce("sum", sums)
-        mean = total / total_count
-        return mean, tf.maximum(total_squares / total_count - tf.square(mean), 0.0)
 
 
 def _conv(

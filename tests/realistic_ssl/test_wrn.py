@@ -5,17 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from ns3l.augment import Augmentation, augment
 from ns3l.distribute import make_strategy
 from ns3l.errors import UsageError
-from realistic_ssl.wrn import (
-    AUGMENTATIONS,
-    CIFAR_AUGMENTATION,
-    Augmentation,
-    BatchNorm,
-    WideResNet,
-    augment,
-    augmentation_for,
-)
+from ns3l.layers import BatchNorm
+from realistic_ssl.wrn import AUGMENTATIONS, CIFAR_AUGMENTATION, WideResNet, augmentation_for
 
 NO_NOISE = Augmentation(flip=True, translate=2, noise_std=0.0)
 
