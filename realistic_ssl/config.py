@@ -2,7 +2,7 @@
 
 from dataclasses import asdict, dataclass
 
-from realistic_ssl.presets import Setting
+from ns3l.settings import Setting, format_settings
 
 # May change between a run and its resumption: where data lives, how many devices run it.
 MUTABLE_KEYS = ("data_dir", "download", "strategy", "logdir")
@@ -37,9 +37,6 @@ class RunConfig:
 
 
 def format_config(config: RunConfig) -> str:
-    """One line per value: name, value, where it came from."""
-    lines = [f"{'method':<28}{config.method}", f"{'dataset':<28}{config.dataset}"]
-    lines += [f"{'seed':<28}{config.seed}", f"{'logdir':<28}{config.logdir}"]
-    for name, setting in sorted(config.settings.items()):
-        lines.append(f"{name:<28}{setting.value!s:<14}{setting.source}")
-    return "\n".join(lines)
+    """`--print_config`: one line per value: name, value, where it came from."""
+    header = {k: getattr(config, k) for k in ("method", "dataset", "seed", "logdir")}
+    return format_settings(header, config.settings)

@@ -5,20 +5,13 @@ papers do not give says "assumed" and is listed in docs/realistic_ssl.md. `resol
 run uses; `results.json` and `--print_config` show it with the source of each value.
 """
 
-from dataclasses import dataclass
-
 from ns3l.errors import UsageError, expected
+from ns3l.settings import Setting
 
 # The loss terms --method joins with "+", in the order a canonical name lists them.
 TERMS = ("vat", "em", "pi", "mt", "pl", "ns3l")
 PAPER_METHODS = ("supervised", "pl", "ns3l", "vat", "vat+em", "pi", "pi+ns3l", "vat+ns3l", "vat+pl")
 PAPER_DATASETS = ("cifar10", "svhn", "cifar100")
-
-
-@dataclass(frozen=True)
-class Setting:
-    value: float | int | bool
-    source: str
 
 
 # Every run, every method (spec §3.2-3.4, §4.7 with the NS3L paper's shorter schedule, NS3L §4.1).
