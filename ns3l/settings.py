@@ -1,7 +1,12 @@
-"""A resolved hyperparameter and where its value came from, as both stacks' presets record them."""
+"""A run's resolved configuration: each hyperparameter with the source of its value.
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+Both stacks resolve their flags against their presets into a `RunConfig` (a stack adds its own
+fields in a subclass); config.json, results.json and `--print_config` are written from it."""
+
+from dataclasses import asdict, dataclass
+
+# May change between a run and its resumption: where data lives, how many devices run it.
+MUTABLE_KEYS = ("data_dir", "download", "strategy", "logdir")
 
 
 @dataclass(frozen=True)
@@ -12,8 +17,31 @@ class Setting:
     source: str
 
 
-def format_settings(header: Mapping[str, object], settings: Mapping[str, Setting]) -> str:
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one run depends on, resolved; `settings` carry the source of each value."""
+
+    method: str
+    dataset: str
+    seed: int
+    logdir: str
+    settings: dict[str, Setting]
+    data_dir: str | None = None
+    download: bool = False
+    strategy: str = "default"
+    deterministic: bool = False
+
+    def value(self, name: str) -> float | int | bool | str:
+        return self.settings[name].value
+
+    def as_json(self) -> dict:
+        """The configuration as results.json and config.json record it (values only)."""
+        record = {k: v for k, v in asdict(self).items() if k != "settings"}
+        return record | {name: s.value for name, s in self.settings.items()}
+
+
+def format_config(config: RunConfig) -> str:
     """`--print_config`: the run's identity, then one line per setting: name, value, source."""
-    lines = [f"{name:<28}{value}" for name, value in header.items()]
-    lines += [f"{name:<28}{s.value!s:<14}{s.source}" for name, s in sorted(settings.items())]
+    lines = [f"{k:<28}{getattr(config, k)}" for k in ("method", "dataset", "seed", "logdir")]
+    lines += [f"{k:<28}{s.value!s:<14}{s.source}" for k, s in sorted(config.settings.items())]
     return "\n".join(lines)

@@ -15,8 +15,9 @@ import tensorflow as tf
 from ns3l.checkpoints import RunCheckpoint
 from ns3l.distribute import make_strategy
 from ns3l.results import RESULTS_FILE, read_results, write_results
+from ns3l.settings import MUTABLE_KEYS
 from ns3l.summaries import ProgressPrinter, ScalarWriter
-from realistic_ssl.config import MUTABLE_KEYS, RunConfig
+from realistic_ssl.config import RunConfig
 from realistic_ssl.data import PreparedData, prepare, train_batches
 from realistic_ssl.schedules import sigmoid_rampup
 from realistic_ssl.step import RealisticSSLTrainer

@@ -18,8 +18,9 @@ import sys
 from absl import app, flags
 
 from ns3l.errors import UsageError
+from ns3l.settings import format_config
 from realistic_ssl import presets
-from realistic_ssl.config import RunConfig, format_config
+from realistic_ssl.config import RunConfig
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("method", None, "supervised, or +-joined terms: pl, pi, mt, vat, em, ns3l")

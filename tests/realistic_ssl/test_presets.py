@@ -9,8 +9,8 @@ from absl import flags
 from absl.testing import flagsaver
 
 from ns3l.errors import UsageError
+from ns3l.settings import format_config
 from realistic_ssl import presets, train
-from realistic_ssl.config import format_config
 
 ROOT = Path(__file__).parents[2]
 
