@@ -5,8 +5,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from absl import flags
-from absl.testing import flagsaver
 
 from ns3l.errors import UsageError
 from ns3l.settings import format_config
@@ -113,10 +111,9 @@ def test_a_flag_for_a_term_not_in_the_method_is_refused():
 
 
 def config_for(*argv):
-    with flagsaver.flagsaver():
-        flags.FLAGS.unparse_flags()
-        flags.FLAGS(["train", *argv])
-        return train.config_from_flags()
+    train.FLAGS.unparse_flags()
+    train.FLAGS(["train", *argv])
+    return train.config_from_flags()
 
 
 def test_flags_resolve_to_a_run_config():

@@ -1,0 +1,170 @@
+"""A MixMatch run: build, resume, train, evaluate the EMA model every report_kimg, checkpoint.
+
+The paper's number (spec §4): 100 − the median of the last 20 EMA test accuracies, i.e. the median
+of the last 20 test errors. Evaluation, checkpoint and results.json happen together, so a resumed
+run continues its list of evaluations exactly where its checkpoint left it.
+"""
+
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mixmatch.config import RunConfig
+from mixmatch.data import PreparedData, augmentation_for, prepare, to_unit_range, train_batches
+from mixmatch.step import MixMatchTrainer
+from mixmatch.wrn import ResNet
+from ns3l.checkpoints import RunCheckpoint
+from ns3l.distribute import make_strategy
+from ns3l.results import RESULTS_FILE, read_results, write_results
+from ns3l.settings import MUTABLE_KEYS
+from ns3l.summaries import ProgressPrinter, ScalarWriter
+
+EVAL_BATCH = 1000
+LOG_EVERY = 100
+MEDIANS = (1, 10, 20, 50)  # scripts/extract_accuracy.py's last01, last10, last20, last50
+
+
+def train(config: RunConfig, stop_after: int | None = None) -> dict:
+    """Runs (or resumes) `config` to its last iteration, or for `stop_after` more; returns the
+    results.json content."""
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = make_strategy(config.strategy)
+    data = prepare(
+        config.dataset, config.value("n_labeled"), config.value("n_valid"), config.seed,
+        data_dir=config.data_dir, download=config.download,
+    )  # fmt: skip
+    with strategy.scope():
+        trainer = build_trainer(config, data)
+    checkpoint = RunCheckpoint(
+        config.logdir, config.as_json(), mutable_keys=MUTABLE_KEYS,
+        model=trainer.model, ema_model=trainer.ema_model, optimizer=trainer.optimizer,
+        rng=trainer.rng,
+    )  # fmt: skip
+    start = checkpoint.restore_latest() or 0
+    history = previous_history(config.logdir, start)
+    batches = train_batches(data, config.value("batch"), config.seed, start)
+    step_fn = compiled_step(strategy, trainer)
+    predict = tf.function(lambda x: tf.argmax(trainer.ema_model(x, training=False), axis=-1))
+    total = config.iterations
+    end = total if stop_after is None else min(total, start + stop_after)
+    progress = ProgressPrinter(total, config.value("batch"), first_step=start)
+    with ScalarWriter(config.logdir) as writer:
+        iterator = iter(strategy.experimental_distribute_dataset(batches))
+        for step in range(start + 1, end + 1):
+            stats = step_fn(next(iterator))
+            progress.update(
+                step, {k: v for k, v in stats.items() if k != "total"}, force=step == end
+            )
+            if step % LOG_EVERY == 0 or step == end:
+                writer.write(step, {f"losses/{k}": float(v) for k, v in stats.items()})
+            if step % config.report_every == 0 or step == total:
+                copy_bn_statistics(trainer.model, trainer.ema_model)
+                history.append(evaluate(predict, data, step, config))
+                writer.write(step, {k: v for k, v in history[-1].items() if k != "step"})
+                progress.update(step, eval_error=history[-1]["test_error"])
+                checkpoint.save(step)
+                write_results(config.logdir, results(config, data, step, history))
+    return read_results(config.logdir) if (Path(config.logdir) / RESULTS_FILE).exists() else {}
+
+
+def build_trainer(config: RunConfig, data: PreparedData) -> MixMatchTrainer:
+    """The raw model, its EMA twin (starting at the same weights, spec §3.4) and the trainer."""
+    shape = (1, *data.train_images.shape[1:])
+
+    def resnet() -> ResNet:
+        model = ResNet(
+            data.num_classes, seed=config.seed, filters=config.value("filters"),
+            repeat=config.value("repeat"), scales=config.value("scales"),
+        )  # fmt: skip
+        model(tf.zeros(shape))
+        return model
+
+    model, ema_model = resnet(), resnet()
+    ema_model.set_weights(model.get_weights())
+    hparams = {name: setting.value for name, setting in config.settings.items()}
+    return MixMatchTrainer(model, ema_model, hparams, augmentation_for(config.dataset), config.seed)
+
+
+def compiled_step(strategy: tf.distribute.Strategy, trainer: MixMatchTrainer):
+    """One tf.function per run: the iteration on every replica, statistics summed."""
+
+    @tf.function
+    def step(batch: tuple[tf.Tensor, tf.Tensor, tf.Tensor]) -> dict[str, tf.Tensor]:
+        per_replica = strategy.run(trainer.train_step, args=batch)
+        return {
+            name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+            for name, value in per_replica.items()
+        }
+
+    return step
+
+
+def scalars(stats: dict, config: RunConfig, step: int) -> dict:
+    """The losses, the λ_U ramp and NS3L's negatives per row, as TensorBoard scalars."""
+    values = {f"losses/{k}": float(v) for k, v in stats.items() if "/" not in k}
+    warmup = config.value("warmup_kimg") * 1024 // config.value("batch")
+    values["w_match"] = config.value("w_match") * min((step - 1) / max(warmup, 1), 1.0)
+    if "count/negatives_per_row" in stats:
+        values["ns3l/negatives_per_row"] = float(stats["count/negatives_per_row"])
+    return values
+
+
+def copy_bn_statistics(model: keras.Model, ema_model: keras.Model) -> None:
+    """The EMA model evaluates with the raw model's BN moving statistics (spec §3.4)."""
+    for mine, theirs in zip(ema_model.non_trainable_variables, model.non_trainable_variables,
+                            strict=True):  # fmt: skip
+        mine.assign(theirs)
+
+
+def evaluate(predict, data: PreparedData, step: int, config: RunConfig) -> dict:
+    """EMA errors in percent on test, the validation holdout and the labeled set (spec §4)."""
+    kimg = step * config.value("batch") / 1024
+    entry = {"step": step, "kimg": kimg}
+    for name, rows, labels in (
+        ("test_error", None, data.test_labels),
+        ("valid_error", data.split.valid, None),
+        ("train_labeled_error", data.split.labeled, None),
+    ):
+        images = data.test_images if rows is None else data.train_images[rows]
+        labels = labels if rows is None else data.train_labels[rows]
+        entry[name] = error_rate(predict, images, labels)
+    return entry
+
+
+def error_rate(predict, images: np.ndarray, labels: np.ndarray) -> float:
+    if len(labels) == 0:
+        return math.nan
+    chunks = range(0, len(labels), EVAL_BATCH)
+    predictions = [predict(to_unit_range(images[i : i + EVAL_BATCH])).numpy() for i in chunks]
+    return 100.0 * float(np.mean(np.concatenate(predictions) != labels))
+
+
+def previous_history(logdir: str, restored_step: int) -> list[dict]:
+    if not restored_step or not (Path(logdir) / RESULTS_FILE).exists():
+        return []
+    return [h for h in read_results(logdir)["history"] if h["step"] <= restored_step]
+
+
+def results(config: RunConfig, data: PreparedData, step: int, history: list) -> dict:
+    """results.json: medians of the last 1, 10, 20, 50 EMA test errors (20 is the paper's)."""
+    errors = [h["test_error"] for h in history]
+    metrics = {f"median_test_error_last{n}": float(np.median(errors[-n:])) for n in MEDIANS}
+    return {
+        "stack": "mixmatch",
+        "config": config.as_json(),
+        "sources": {name: s.source for name, s in config.settings.items()},
+        "seed": config.seed,
+        "dataset": config.dataset,
+        "method": config.method,
+        "split_sizes": data.split_sizes,
+        "step": step,
+        "kimg": step * config.value("batch") / 1024,
+        "finished": step == config.iterations,
+        "metrics": metrics,
+        "history": history,
+    }

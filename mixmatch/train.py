@@ -1,0 +1,107 @@
+"""Train one MixMatch run (NS3L Tables 3-5, Figure 3): `python -m mixmatch.train`.
+
+    python -m mixmatch.train --dataset=cifar10 --n_labeled=250 --seed=1 \
+        --method=mixmatch+ns3l --logdir=runs/y
+
+Flag names follow the original code where it had them (`--beta` is MixUp's α, `--w_match` is λ_U).
+Every hyperparameter defaults to its preset (presets.py, with the source of each value);
+`--print_config` shows the resolved values and exits. A restarted run resumes from its last
+checkpoint. Only this module reads FLAGS; bad input stops here in one line."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ banner
+
+import functools
+import sys
+
+from absl import flags
+
+from mixmatch import presets
+from mixmatch.config import RunConfig
+from ns3l.errors import UsageError
+from ns3l.settings import format_config
+
+# This command's own flags, not absl's global FLAGS: the two stacks' commands share flag names
+# and must be importable in one process (the tests).
+FLAGS = flags.FlagValues()
+DEFINE_string = functools.partial(flags.DEFINE_string, flag_values=FLAGS)
+DEFINE_integer = functools.partial(flags.DEFINE_integer, flag_values=FLAGS)
+DEFINE_float = functools.partial(flags.DEFINE_float, flag_values=FLAGS)
+DEFINE_bool = functools.partial(flags.DEFINE_bool, flag_values=FLAGS)
+DEFINE_string("method", "mixmatch", "mixmatch or mixmatch+ns3l")
+DEFINE_string("dataset", "digits", "cifar10, svhn (train only), stl10, digits, or TFDS")
+DEFINE_integer("seed", 1, "labeled split (1-5 in the paper), init, augmentation, MixUp")
+DEFINE_string("logdir", None, "run directory; default runs/<dataset>.<seed>@<n>-1/<method>")
+DEFINE_string("data_dir", None, "TFDS data directory (default $TFDS_DATA_DIR)")
+DEFINE_bool("download", False, "let TFDS download a missing data set (needs internet)")
+DEFINE_integer("n_labeled", None, "labeled images; preset 250 (CIFAR-10, SVHN), 1000 STL-10")
+DEFINE_integer("n_valid", None, "validation holdout from the unlabeled pool (1)")
+DEFINE_float("beta", None, "MixUp α (0.75)")
+DEFINE_float("w_match", None, "λ_U: 75 CIFAR-10, 250 SVHN, 50 STL-10")
+DEFINE_float("lr", None, "Adam learning rate, constant (0.002)")
+DEFINE_float("wd", None, "decoupled weight decay; kernels × (1 - wd·lr) per step (0.02)")
+DEFINE_float("ema", None, "EMA decay of the evaluated weights (0.999)")
+DEFINE_integer("batch", None, "labeled batch = unlabeled batch (64)")
+DEFINE_float("ns3l_weight", None, "λ1 (5 CIFAR-10-250, 10 CIFAR-10-4000, 2 SVHN, STL-10)")
+DEFINE_float("ns3l_threshold", None, "NS3L threshold T on the mixed targets (0.05)")
+DEFINE_bool("ns3l_ramp", None, "ramp λ1 like λ_U (default: constant)")
+DEFINE_integer("train_kimg", None, "training length in 1024 labeled images (65,536)")
+DEFINE_integer("report_kimg", None, "evaluation and checkpoint period in kimg (64)")
+DEFINE_integer("warmup_kimg", None, "λ_U ramp length in kimg (1,024)")
+DEFINE_integer("filters", None, "ResNet base width (32)")
+DEFINE_integer("scales", None, "ResNet scales (3 at 32 px, 4 for STL-10)")
+DEFINE_integer("repeat", None, "residual blocks per scale (4)")
+DEFINE_string("strategy", "default", "default (one device) or mirrored (all local GPUs)")
+DEFINE_bool("deterministic", False, "deterministic ops: a resumed run ends bitwise equal")
+DEFINE_bool("print_config", False, "print the resolved configuration and exit")
+
+# Flag name -> setting name (the original's names on the command line, the papers' in code).
+HPARAM_FLAGS = {
+    "beta": "mixup_alpha", "w_match": "w_match", "lr": "lr", "wd": "wd", "ema": "ema",
+    "batch": "batch", "ns3l_weight": "ns3l_weight", "ns3l_threshold": "ns3l_threshold",
+    "ns3l_ramp": "ns3l_ramp", "train_kimg": "train_kimg", "report_kimg": "report_kimg",
+    "warmup_kimg": "warmup_kimg", "filters": "filters", "scales": "scales", "repeat": "repeat",
+    "n_labeled": "n_labeled", "n_valid": "n_valid",
+}  # fmt: skip
+
+
+def config_from_flags() -> RunConfig:
+    """Resolves the flags against the presets; UsageError on any bad value."""
+    method = presets.parse_method(FLAGS.method)
+    overrides = {setting: FLAGS[flag].value for flag, setting in HPARAM_FLAGS.items()}
+    settings = presets.resolve(method, FLAGS.dataset, overrides)
+    if "n_labeled" not in settings:
+        raise UsageError(f"--dataset={FLAGS.dataset!r} has no preset: give --n_labeled")
+    n_labeled, n_valid = settings["n_labeled"].value, settings["n_valid"].value
+    logdir = FLAGS.logdir or f"runs/{FLAGS.dataset}.{FLAGS.seed}@{n_labeled}-{n_valid}/{method}"
+    return RunConfig(
+        method=method, dataset=FLAGS.dataset, seed=FLAGS.seed, logdir=logdir, settings=settings,
+        data_dir=FLAGS.data_dir, download=FLAGS.download, strategy=FLAGS.strategy,
+        deterministic=FLAGS.deterministic,
+    )  # fmt: skip
+
+
+def main(argv: list[str]) -> None:
+    """Parse, resolve, then train; any bad input ends in one line on stderr and exit status 2."""
+    if any(arg in ("-h", "--help", "--helpfull") for arg in argv[1:]):
+        print(__doc__, FLAGS.get_help(), sep="\n")
+        return
+    try:
+        rest = FLAGS(argv)
+        if len(rest) > 1:
+            raise UsageError(f"unexpected arguments: {' '.join(rest[1:])}")
+        config = config_from_flags()
+        if FLAGS.print_config:
+            print(format_config(config))
+            return
+        from mixmatch.loop import train  # TensorFlow work starts here
+
+        train(config)
+    except (UsageError, flags.Error) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
