@@ -5,7 +5,6 @@ of the last 20 test errors. Evaluation, checkpoint and results.json happen toget
 run continues its list of evaluations exactly where its checkpoint left it.
 """
 
-import math
 from pathlib import Path
 
 import keras
@@ -19,10 +18,10 @@ from mixmatch.wrn import ResNet
 from ns3l.checkpoints import RunCheckpoint
 from ns3l.distribute import make_strategy
 from ns3l.results import RESULTS_FILE, read_results, write_results
+from ns3l.runs import compiled_step, error_rate, previous_history, run_record
 from ns3l.settings import MUTABLE_KEYS
 from ns3l.summaries import ProgressPrinter, ScalarWriter
 
-EVAL_BATCH = 1000
 LOG_EVERY = 100
 MEDIANS = (1, 10, 20, 50)  # scripts/extract_accuracy.py's last01, last10, last20, last50
 
@@ -48,7 +47,7 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
     start = checkpoint.restore_latest() or 0
     history = previous_history(config.logdir, start)
     batches = train_batches(data, config.value("batch"), config.seed, start)
-    step_fn = compiled_step(strategy, trainer)
+    step_fn = compiled_step(strategy, trainer.train_step)
     predict = tf.function(lambda x: tf.argmax(trainer.ema_model(x, training=False), axis=-1))
     total = config.iterations
     end = total if stop_after is None else min(total, start + stop_after)
@@ -90,20 +89,6 @@ def build_trainer(config: RunConfig, data: PreparedData) -> MixMatchTrainer:
     return MixMatchTrainer(model, ema_model, hparams, augmentation_for(config.dataset), config.seed)
 
 
-def compiled_step(strategy: tf.distribute.Strategy, trainer: MixMatchTrainer):
-    """One tf.function per run: the iteration on every replica, statistics summed."""
-
-    @tf.function
-    def step(batch: tuple[tf.Tensor, tf.Tensor, tf.Tensor]) -> dict[str, tf.Tensor]:
-        per_replica = strategy.run(trainer.train_step, args=batch)
-        return {
-            name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-            for name, value in per_replica.items()
-        }
-
-    return step
-
-
 def scalars(stats: dict, config: RunConfig, step: int) -> dict:
     """The losses, the λ_U ramp and NS3L's negatives per row, as TensorBoard scalars."""
     values = {f"losses/{k}": float(v) for k, v in stats.items() if "/" not in k}
@@ -132,39 +117,14 @@ def evaluate(predict, data: PreparedData, step: int, config: RunConfig) -> dict:
     ):
         images = data.test_images if rows is None else data.train_images[rows]
         labels = labels if rows is None else data.train_labels[rows]
-        entry[name] = error_rate(predict, images, labels)
+        entry[name] = error_rate(predict, images, labels, to_unit_range)
     return entry
-
-
-def error_rate(predict, images: np.ndarray, labels: np.ndarray) -> float:
-    if len(labels) == 0:
-        return math.nan
-    chunks = range(0, len(labels), EVAL_BATCH)
-    predictions = [predict(to_unit_range(images[i : i + EVAL_BATCH])).numpy() for i in chunks]
-    return 100.0 * float(np.mean(np.concatenate(predictions) != labels))
-
-
-def previous_history(logdir: str, restored_step: int) -> list[dict]:
-    if not restored_step or not (Path(logdir) / RESULTS_FILE).exists():
-        return []
-    return [h for h in read_results(logdir)["history"] if h["step"] <= restored_step]
 
 
 def results(config: RunConfig, data: PreparedData, step: int, history: list) -> dict:
     """results.json: medians of the last 1, 10, 20, 50 EMA test errors (20 is the paper's)."""
     errors = [h["test_error"] for h in history]
     metrics = {f"median_test_error_last{n}": float(np.median(errors[-n:])) for n in MEDIANS}
-    return {
-        "stack": "mixmatch",
-        "config": config.as_json(),
-        "sources": {name: s.source for name, s in config.settings.items()},
-        "seed": config.seed,
-        "dataset": config.dataset,
-        "method": config.method,
-        "split_sizes": data.split_sizes,
-        "step": step,
-        "kimg": step * config.value("batch") / 1024,
-        "finished": step == config.iterations,
-        "metrics": metrics,
-        "history": history,
-    }
+    finished = step == config.iterations
+    record = run_record("mixmatch", config, data.split_sizes, step, finished, metrics, history)
+    return record | {"kimg": step * config.value("batch") / 1024}

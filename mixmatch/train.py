@@ -13,14 +13,15 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ banner
 
 import functools
+import importlib
 import sys
 
 from absl import flags
 
 from mixmatch import presets
 from mixmatch.config import RunConfig
+from ns3l.cli import run_command
 from ns3l.errors import UsageError
-from ns3l.settings import format_config
 
 # This command's own flags, not absl's global FLAGS: the two stacks' commands share flag names
 # and must be importable in one process (the tests).
@@ -82,26 +83,8 @@ def config_from_flags() -> RunConfig:
     )  # fmt: skip
 
 
-def main(argv: list[str]) -> None:
-    """Parse, resolve, then train; any bad input ends in one line on stderr and exit status 2."""
-    if any(arg in ("-h", "--help", "--helpfull") for arg in argv[1:]):
-        print(__doc__, FLAGS.get_help(), sep="\n")
-        return
-    try:
-        rest = FLAGS(argv)
-        if len(rest) > 1:
-            raise UsageError(f"unexpected arguments: {' '.join(rest[1:])}")
-        config = config_from_flags()
-        if FLAGS.print_config:
-            print(format_config(config))
-            return
-        from mixmatch.loop import train  # TensorFlow work starts here
-
-        train(config)
-    except (UsageError, flags.Error) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-
-
 if __name__ == "__main__":
-    main(sys.argv)
+    run_command(
+        sys.argv, FLAGS, __doc__, config_from_flags,
+        lambda: importlib.import_module("mixmatch.loop").train,
+    )  # fmt: skip

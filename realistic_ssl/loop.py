@@ -15,6 +15,7 @@ import tensorflow as tf
 from ns3l.checkpoints import RunCheckpoint
 from ns3l.distribute import make_strategy
 from ns3l.results import RESULTS_FILE, read_results, write_results
+from ns3l.runs import compiled_step, error_rate, previous_history, run_record
 from ns3l.settings import MUTABLE_KEYS
 from ns3l.summaries import ProgressPrinter, ScalarWriter
 from realistic_ssl.config import RunConfig
@@ -23,7 +24,6 @@ from realistic_ssl.schedules import sigmoid_rampup
 from realistic_ssl.step import RealisticSSLTrainer
 from realistic_ssl.wrn import WideResNet, augmentation_for
 
-EVAL_BATCH = 1000  # large inference batches: evaluation is a small share of a run
 LOG_EVERY = 100  # steps between TensorBoard loss summaries (each one reads the device)
 
 
@@ -51,7 +51,7 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
         data, config.value("batch_size"), config.seed, start, supervised,
         strategy.num_replicas_in_sync,
     )  # fmt: skip
-    step_fn = compiled_step(strategy, trainer)
+    step_fn = compiled_step(strategy, trainer.train_step)
     predict = tf.function(lambda x: tf.argmax(trainer.wrn(x, training=False), axis=-1))
     total = config.value("train_steps")
     end = total if stop_after is None else min(total, start + stop_after)
@@ -106,20 +106,6 @@ def trackables(trainer: RealisticSSLTrainer) -> dict:
     return objects | ({"teacher": trainer.teacher} if trainer.teacher is not None else {})
 
 
-def compiled_step(strategy: tf.distribute.Strategy, trainer: RealisticSSLTrainer):
-    """One tf.function per run: the step on every replica, statistics summed over replicas."""
-
-    @tf.function
-    def step(batch: tuple[tf.Tensor, tf.Tensor]) -> dict[str, tf.Tensor]:
-        per_replica = strategy.run(trainer.train_step, args=batch)
-        return {
-            name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-            for name, value in per_replica.items()
-        }
-
-    return step
-
-
 def evaluate(predict, data: PreparedData, step: int) -> dict:
     """Valid and test error in percent, BN in inference mode, no augmentation (spec §3.5)."""
     valid = data.split.valid
@@ -128,15 +114,6 @@ def evaluate(predict, data: PreparedData, step: int) -> dict:
         "valid_error": error_rate(predict, data.train_images[valid], data.train_labels[valid]),
         "test_error": error_rate(predict, data.test_images, data.test_labels),
     }
-
-
-def error_rate(predict, images: np.ndarray, labels: np.ndarray) -> float:
-    if len(labels) == 0:
-        return math.nan
-    predictions = np.concatenate(
-        [predict(images[i : i + EVAL_BATCH]).numpy() for i in range(0, len(labels), EVAL_BATCH)]
-    )
-    return 100.0 * float(np.mean(predictions != labels))
 
 
 def losses(stats: dict) -> dict:
@@ -158,32 +135,16 @@ def scalars(stats: dict, config: RunConfig, step: int, trainer: RealisticSSLTrai
     return values
 
 
-def previous_history(logdir: str, restored_step: int) -> list[dict]:
-    """The evaluations a resumed run already made, up to its checkpoint."""
-    if not restored_step or not (Path(logdir) / RESULTS_FILE).exists():
-        return []
-    return [h for h in read_results(logdir)["history"] if h["step"] <= restored_step]
-
-
 def results(config: RunConfig, data: PreparedData, step: int, history: list, total: int) -> dict:
     """results.json: the paper's metric (test error at the best validation error) and the curve."""
     finite = [h for h in history if not math.isnan(h["valid_error"])]
     best = min(finite, key=lambda h: h["valid_error"]) if finite else history[-1]
-    return {
-        "stack": "realistic_ssl",
-        "config": config.as_json(),
-        "sources": {name: s.source for name, s in config.settings.items()},
-        "seed": config.seed,
-        "dataset": config.dataset,
-        "method": config.method,
-        "split_sizes": data.split_sizes,
-        "step": step,
-        "finished": step == total,
-        "metrics": {
-            "test_error_at_best_valid": best["test_error"],
-            "best_valid_error": best["valid_error"],
-            "best_step": best["step"],
-            "final_test_error": history[-1]["test_error"],
-        },
-        "history": history,
+    metrics = {
+        "test_error_at_best_valid": best["test_error"],
+        "best_valid_error": best["valid_error"],
+        "best_step": best["step"],
+        "final_test_error": history[-1]["test_error"],
     }
+    return run_record(
+        "realistic_ssl", config, data.split_sizes, step, step == total, metrics, history
+    )

@@ -14,12 +14,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: n
 
 
 import functools
+import importlib
 import sys
 
 from absl import flags
 
+from ns3l.cli import run_command
 from ns3l.errors import UsageError
-from ns3l.settings import format_config
 from realistic_ssl import presets
 from realistic_ssl.config import RunConfig
 
@@ -97,26 +98,8 @@ def config_from_flags() -> RunConfig:
     )  # fmt: skip
 
 
-def main(argv: list[str]) -> None:
-    """Parse, resolve, then train; any bad input ends in one line on stderr and exit status 2."""
-    if any(arg in ("-h", "--help", "--helpfull") for arg in argv[1:]):
-        print(__doc__, FLAGS.get_help(), sep="\n")
-        return
-    try:
-        rest = FLAGS(argv)
-        if len(rest) > 1:
-            raise UsageError(f"unexpected arguments: {' '.join(rest[1:])}")
-        config = config_from_flags()
-        if FLAGS.print_config:
-            print(format_config(config))
-            return
-        from realistic_ssl.loop import train  # TensorFlow work starts here
-
-        train(config)
-    except (UsageError, flags.Error) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-
-
 if __name__ == "__main__":
-    main(sys.argv)
+    run_command(
+        sys.argv, FLAGS, __doc__, config_from_flags,
+        lambda: importlib.import_module("realistic_ssl.loop").train,
+    )  # fmt: skip

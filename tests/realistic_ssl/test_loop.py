@@ -9,10 +9,11 @@ import tensorflow as tf
 
 from ns3l.distribute import make_strategy
 from ns3l.errors import UsageError
+from ns3l.runs import compiled_step
 from realistic_ssl import presets
 from realistic_ssl.config import RunConfig
 from realistic_ssl.data import PreparedData, prepare, train_batches
-from realistic_ssl.loop import compiled_step, train
+from realistic_ssl.loop import train
 from realistic_ssl.step import RealisticSSLTrainer
 
 
@@ -121,7 +122,7 @@ def one_step(strategy, data: PreparedData, replicas: int):
     batches = strategy.experimental_distribute_dataset(
         train_batches(data, 100, seed=1, replicas=replicas)
     )
-    stats = compiled_step(strategy, trainer)(next(iter(batches)))
+    stats = compiled_step(strategy, trainer.train_step)(next(iter(batches)))
     return {k: float(v) for k, v in stats.items()}, [v.numpy() for v in model.weights]
 
 
