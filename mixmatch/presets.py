@@ -24,6 +24,7 @@ COMMON = {
     "filters": Setting(32, "spec §2.1"),
     "repeat": Setting(4, "spec §2.1"),
     "scales": Setting(3, "spec §2.1: ceil(log2(32)) - 2"),
+    "bn_momentum": Setting(0.999, "spec §2.2"),
     "n_valid": Setting(1, "spec §1.4: every paper run holds out one image"),
 }
 NS3L_DEFAULTS = {

@@ -53,6 +53,7 @@ DEFINE_integer("warmup_kimg", None, "λ_U ramp length in kimg (1,024)")
 DEFINE_integer("filters", None, "ResNet base width (32)")
 DEFINE_integer("scales", None, "ResNet scales (3 at 32 px, 4 for STL-10)")
 DEFINE_integer("repeat", None, "residual blocks per scale (4)")
+DEFINE_float("bn_momentum", None, "BN moving-average decay (0.999)")
 DEFINE_string("strategy", "default", "default (one device) or mirrored (all local GPUs)")
 DEFINE_bool("deterministic", False, "deterministic ops: a resumed run ends bitwise equal")
 DEFINE_bool("print_config", False, "print the resolved configuration and exit")
@@ -63,6 +64,7 @@ HPARAM_FLAGS = {
     "batch": "batch", "ns3l_weight": "ns3l_weight", "ns3l_threshold": "ns3l_threshold",
     "ns3l_ramp": "ns3l_ramp", "train_kimg": "train_kimg", "report_kimg": "report_kimg",
     "warmup_kimg": "warmup_kimg", "filters": "filters", "scales": "scales", "repeat": "repeat",
+    "bn_momentum": "bn_momentum",
     "n_labeled": "n_labeled", "n_valid": "n_valid",
 }  # fmt: skip
 
