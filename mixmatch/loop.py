@@ -79,7 +79,7 @@ def build_trainer(config: RunConfig, data: PreparedData) -> MixMatchTrainer:
         model = ResNet(
             data.num_classes, seed=config.seed, filters=config.value("filters"),
             repeat=config.value("repeat"), scales=config.value("scales"),
-            bn_momentum=config.value("bn_momentum"),
+            bn_momentum=config.value("bn_momentum"), synchronized_bn=config.sync_bn,
         )  # fmt: skip
         model(tf.zeros(shape))
         return model

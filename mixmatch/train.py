@@ -55,6 +55,7 @@ DEFINE_integer("scales", None, "ResNet scales (3 at 32 px, 4 for STL-10)")
 DEFINE_integer("repeat", None, "residual blocks per scale (4)")
 DEFINE_float("bn_momentum", None, "BN moving-average decay (0.999)")
 DEFINE_string("strategy", "default", "default (one device) or mirrored (all local GPUs)")
+DEFINE_bool("sync_bn", False, "mirrored: BN batch moments over all replicas (default: per replica)")
 DEFINE_bool("deterministic", False, "deterministic ops: a resumed run ends bitwise equal")
 DEFINE_bool("print_config", False, "print the resolved configuration and exit")
 
@@ -81,7 +82,7 @@ def config_from_flags() -> RunConfig:
     return RunConfig(
         method=method, dataset=FLAGS.dataset, seed=FLAGS.seed, logdir=logdir, settings=settings,
         data_dir=FLAGS.data_dir, download=FLAGS.download, strategy=FLAGS.strategy,
-        deterministic=FLAGS.deterministic,
+        deterministic=FLAGS.deterministic, sync_bn=FLAGS.sync_bn,
     )  # fmt: skip
 
 

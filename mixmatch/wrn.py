@@ -98,11 +98,17 @@ class ResNet(keras.Model):
         scales: int = 3,
         bn_momentum: float = 0.999,
         bn_epsilon: float = 1e-3,
+        synchronized_bn: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         init_seed = keras.random.SeedGenerator(seed)  # a fresh draw per layer, reproducible
-        bn_options = {"momentum": bn_momentum, "epsilon": bn_epsilon}
+        # synchronized_bn: batch moments over all replicas' rows (ns3l.layers.BatchNorm).
+        bn_options = {
+            "momentum": bn_momentum,
+            "epsilon": bn_epsilon,
+            "synchronized": synchronized_bn,
+        }
         self.stem = _conv(16, 3, 1, init_seed)
         names, filters_in = [], 16
         for scale in range(scales):

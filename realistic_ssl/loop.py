@@ -80,6 +80,7 @@ def build_trainer(config: RunConfig, data: PreparedData, replicas: int) -> Reali
             data.num_classes, depth=config.wrn_depth, width=config.wrn_width,
             augmentation=augmentation_for(config.dataset), seed=seed,
             bn_momentum=config.bn_momentum, bn_epsilon=config.bn_epsilon,
+            synchronized_bn=config.sync_bn,
         )  # fmt: skip
         model(tf.zeros((1, *data.train_images.shape[1:])))  # create the variables
         return model

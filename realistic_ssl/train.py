@@ -65,6 +65,7 @@ DEFINE_integer("wrn_depth", 28, "WRN depth, 6k + 4 (28; smaller for tests and de
 DEFINE_integer("wrn_width", 2, "WRN widening factor (2)")
 DEFINE_float("bn_momentum", 0.999, "BN moving-average decay ([TF] 0.999; [PT] 0.9)")
 DEFINE_float("bn_epsilon", 1e-3, "BN epsilon ([TF] 1e-3; [PT] 1e-5)")
+DEFINE_bool("sync_bn", False, "mirrored: BN batch moments over all replicas (default: per replica)")
 DEFINE_bool("deterministic", False, "deterministic ops: a resumed run ends bitwise equal")
 DEFINE_bool("print_config", False, "print the resolved configuration and exit")
 
@@ -94,7 +95,7 @@ def config_from_flags() -> RunConfig:
         data_dir=FLAGS.data_dir, download=FLAGS.download,
         unlabeled_includes_labeled=FLAGS.unlabeled_includes_labeled, strategy=FLAGS.strategy,
         wrn_depth=FLAGS.wrn_depth, wrn_width=FLAGS.wrn_width, bn_momentum=FLAGS.bn_momentum,
-        bn_epsilon=FLAGS.bn_epsilon, deterministic=FLAGS.deterministic,
+        bn_epsilon=FLAGS.bn_epsilon, sync_bn=FLAGS.sync_bn, deterministic=FLAGS.deterministic,
     )  # fmt: skip
 
 

@@ -153,3 +153,37 @@ def test_the_cifar10_path_runs_on_mock_tfds_data(tmp_path, monkeypatch):
     assert result["finished"]
     assert result["split_sizes"] == {"labeled": 20, "unlabeled": 80, "valid": 20, "test": 120}
     assert len(list((tmp_path / "tfds" / "ns3l_cache").glob("zca-cifar10-*.npz"))) == 1
+
+
+def wrn_step(strategy, data: PreparedData, replicas: int, synchronized_bn: bool):
+    from ns3l.augment import Augmentation
+    from realistic_ssl.wrn import WideResNet
+
+    hparams = presets.resolve("ns3l", "digits", {"ns3l_ramp": False})
+    with strategy.scope():
+        none = Augmentation(flip=False, translate=0, noise_std=0.0)
+        model = WideResNet(10, augmentation=none, seed=0, depth=10, width=1,
+                           synchronized_bn=synchronized_bn)  # fmt: skip
+        model.build((None, 16, 16, 3))
+        values = {k: s.value for k, s in hparams.items()}
+        trainer = RealisticSSLTrainer(model, ("ns3l",), values, global_batch=100, seed=0)
+    batches = strategy.experimental_distribute_dataset(
+        train_batches(data, 100, seed=1, replicas=replicas)
+    )
+    stats = compiled_step(strategy, trainer.train_step)(next(iter(batches)))
+    # The losses and the BN moving statistics: sensitive to how moments are taken, unlike the
+    # weights after Adam's first step, which is ±lr whatever the gradient's size.
+    moving = [v.numpy() for v in model.non_trainable_weights if "moving" in v.path]
+    return [float(stats["xent"]), float(stats["ns3l"])], moving
+
+
+def test_synchronized_bn_makes_the_mirrored_step_equal_the_single_device_step():
+    data = prepare("digits", n_labeled=50, n_valid=200, seed=1)
+    single = wrn_step(tf.distribute.get_strategy(), data, 1, synchronized_bn=False)
+    synced = wrn_step(make_strategy("mirrored"), data, 2, synchronized_bn=True)
+    per_replica = wrn_step(make_strategy("mirrored"), data, 2, synchronized_bn=False)
+    assert len(synced[1]) == len(single[1]) > 10  # moving mean and variance of every BN
+    np.testing.assert_allclose(synced[0], single[0], rtol=1e-5)
+    for got, want in zip(synced[1], single[1], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(per_replica[0], single[0], rtol=1e-5)  # per-replica BN differs
