@@ -1,0 +1,136 @@
+"""Every results.json under a results root, by cell and seed, with what each run changed.
+
+A run's cell and seed come from its results.json, not from its path; what it changed comes from
+comparing its "config" with the presets of its cell: a Figure 3 grid value, or anything else (a
+--scale run's schedule, the mini table's network), its variant. Rows never mix variants."""
+
+import dataclasses
+import importlib
+import json
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ns3l.settings import MUTABLE_KEYS
+from scripts.tables import GRID_KEYS, METRICS, Cell, Grid, preset_values
+
+IDENTITY_KEYS = ("method", "dataset", "seed", "n_labeled", *MUTABLE_KEYS)
+
+Variant = tuple[tuple[str, object], ...]  # what a run changed beyond the presets and the grid
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One results.json: its cell, seed, whether it finished, the paper's metric."""
+
+    path: str
+    stack: str
+    dataset: str
+    n_labeled: int
+    method: str
+    seed: int
+    finished: bool
+    step: int
+    value: float | None  # the paper's metric, None if the run has not evaluated yet
+    metrics: dict
+    grid: Grid
+    variant: Variant
+
+    @property
+    def key(self) -> tuple:
+        return (self.stack, self.dataset, self.n_labeled, self.method, self.grid)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The finished seeds' values of one cell and variant, and how many seeds are unfinished."""
+
+    values: tuple[float, ...]
+    unfinished: int
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values)) if self.values else math.nan
+
+    @property
+    def std(self) -> float:
+        # Sample standard deviation (n - 1): the paper does not say which; with one seed, none.
+        return float(np.std(self.values, ddof=1)) if len(self.values) > 1 else math.nan
+
+
+def expected_config(stack: str, dataset: str, n_labeled: int, method: str) -> dict:
+    """What a run of the cell holds in results.json "config" with no flag beyond the cell's:
+    the presets, and the defaults of the stack's other RunConfig fields (e.g. the WRN depth)."""
+    run_config = importlib.import_module(f"{stack}.config").RunConfig
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(run_config)
+        if f.default is not dataclasses.MISSING
+    }
+    return defaults | preset_values(stack, dataset, n_labeled, method)
+
+
+def deviations(record: dict) -> dict[str, object]:
+    """The values of a run's configuration that differ from its cell's presets (or that the
+    presets do not have)."""
+    config = record["config"]
+    expected = expected_config(record["stack"], record["dataset"], config["n_labeled"],
+                               record["method"])  # fmt: skip
+    # Only the run's own keys: one the code gained after the run (e.g. a new flag) is unknown.
+    return {
+        key: config[key]
+        for key in sorted(config)
+        if key not in IDENTITY_KEYS and not _same(config[key], expected.get(key))
+    }
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return math.isclose(a, b, rel_tol=1e-9)
+    return a == b
+
+
+def load(root: Path) -> list[RunResult]:
+    """Every results.json under `root`, in path order."""
+    runs = []
+    for path in sorted(root.rglob("results.json")):
+        record = json.loads(path.read_text())
+        changed = deviations(record)
+        value = record["metrics"].get(METRICS[record["stack"]])
+        runs.append(
+            RunResult(
+                path=str(path.parent.relative_to(root)),
+                stack=record["stack"], dataset=record["dataset"],
+                n_labeled=record["config"]["n_labeled"], method=record["method"],
+                seed=record["seed"], finished=bool(record.get("finished")), step=record["step"],
+                value=None if value is None or math.isnan(value) else float(value),
+                metrics=record["metrics"],
+                grid=tuple((k, float(v)) for k, v in changed.items() if k in GRID_KEYS),
+                variant=tuple((k, v) for k, v in changed.items() if k not in GRID_KEYS),
+            )
+        )  # fmt: skip
+    return runs
+
+
+def summarize(runs: Sequence[RunResult]) -> Summary:
+    """One value per seed, from its finished run; a seed with no finished run counts unfinished."""
+    finished = {run.seed: run.value for run in runs if run.finished and run.value is not None}
+    unfinished = {run.seed for run in runs} - finished.keys()
+    return Summary(tuple(finished[seed] for seed in sorted(finished)), len(unfinished))
+
+
+def by_cell(runs: Sequence[RunResult]) -> dict[tuple, dict[Variant, list[RunResult]]]:
+    """Runs grouped by cell, then by variant (the presets' own runs under the variant ())."""
+    groups: dict[tuple, dict[Variant, list[RunResult]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        groups[run.key][run.variant].append(run)
+    return groups
+
+
+def cell_key(cell: Cell) -> tuple:
+    return (cell.stack, cell.dataset, cell.n_labeled, cell.method,
+            tuple((k, float(v)) for k, v in cell.grid))  # fmt: skip

@@ -1,0 +1,252 @@
+"""Run one paper table (or Figure 3, or the CPU mini table): every cell at every seed.
+
+    python -m scripts.sweep table1 [--results runs/paper] [--scale 0.01] [--gpus 0,1] [--dry-run]
+
+Each run is one `python -m realistic_ssl.train` or `python -m mixmatch.train` command that passes
+only the method, data set, labels, seed, logdir, --data_dir and the table's own values (a Figure 3
+grid point; the mini table's network and schedule): everything else comes from the presets. A run
+lives in `<results>/<dataset>@<n>/<method>[/<grid point>]/seed<k>`; one whose results.json says
+finished is skipped, one cut off resumes from its checkpoint (the same command resumes), and one
+whose directory holds a different configuration is reported and left alone. Runs spread over the
+GPUs (`--gpus`, $GPUS, or `nvidia-smi -L`), one per GPU at a time; without a GPU, one at a time.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads (with the presets)
+
+import argparse
+import importlib
+import json
+import math
+import shlex
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from absl import flags
+
+from ns3l.errors import UsageError
+from ns3l.settings import MUTABLE_KEYS, RunConfig
+from scripts import scheduler
+from scripts.tables import MIXMATCH, REALISTIC, TABLES, Cell, Table, preset_values
+
+# What --scale shortens, per stack; the evaluation period last, capped at the run's length.
+SCHEDULES = {
+    REALISTIC: ("train_steps", "lr_decay_steps", "warmup_steps", "eval_every"),
+    MIXMATCH: ("train_kimg", "warmup_kimg", "report_kimg"),
+}
+LOG_FILE = "train.log"  # each run's console output, appended on every start, in its logdir
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training command of a table: a cell at a seed."""
+
+    cell: Cell
+    seed: int
+    logdir: Path
+    argv: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.cell.path}/seed{self.seed}"
+
+
+def scaled_schedule(cell: Cell, flags: dict[str, object], scale: float) -> dict[str, int]:
+    """The stack's schedule lengths (from `flags`, else the presets) times `scale`, at least 1,
+    with the evaluation period at most the run's length so a run still evaluates (the loops also
+    evaluate at the last step)."""
+    values = preset_values(cell.stack, cell.dataset, cell.n_labeled, cell.method) | flags
+    length, *others, period = SCHEDULES[cell.stack]
+    scaled = {name: max(1, round(values[name] * scale)) for name in (length, *others, period)}
+    scaled[period] = min(scaled[period], scaled[length])
+    return scaled
+
+
+def command(
+    cell: Cell,
+    seed: int,
+    logdir: Path,
+    table: Table,
+    scale: float = 1.0,
+    data_dir: str | None = None,
+    python: str = sys.executable,
+) -> tuple[str, ...]:
+    """The training command of `cell` at `seed`: identity flags, then the table's own values."""
+    argv = [
+        python, "-m", f"{cell.stack}.train", f"--method={cell.method}",
+        f"--dataset={cell.dataset}", f"--n_labeled={cell.n_labeled}", f"--seed={seed}",
+        f"--logdir={logdir}",
+    ]  # fmt: skip
+    if data_dir:
+        argv.append(f"--data_dir={data_dir}")
+    flags = dict(table.flags.get(cell.stack, {})) | dict(cell.grid)
+    if scale != 1:
+        flags |= scaled_schedule(cell, flags, scale)
+    return (*argv, *(f"--{name}={value}" for name, value in flags.items()))
+
+
+def plan(
+    table: Table,
+    root: Path,
+    scale: float = 1.0,
+    data_dir: str | None = None,
+    seeds: Sequence[int] | None = None,
+    python: str = sys.executable,
+) -> list[Run]:
+    """Every run of `table`, seed by seed: a partial sweep has whole tables of its first seeds."""
+    runs = []
+    for seed in seeds or table.seeds:
+        for cell in table.cells:
+            logdir = root / cell.path / f"seed{seed}"
+            argv = command(cell, seed, logdir, table, scale, data_dir, python)
+            runs.append(Run(cell, seed, logdir, argv))
+    return runs
+
+
+def resolved_config(argv: Sequence[str]) -> RunConfig:
+    """The configuration a train command will run, resolved in this process exactly as the
+    command resolves it (its own flag parser, its presets); UsageError on a bad flag."""
+    start = list(argv).index("-m") + 1
+    train = importlib.import_module(argv[start])
+    train.FLAGS.unparse_flags()  # a parse keeps the values of flags it is not given
+    try:
+        train.FLAGS([argv[start], *argv[start + 1 :]])
+        return train.config_from_flags()
+    finally:
+        train.FLAGS.unparse_flags()  # leave the module as it was for the next caller
+
+
+def comparable(config: dict) -> dict:
+    """A configuration without the keys a resumed run may change, through JSON and back."""
+    return {k: v for k, v in json.loads(json.dumps(config)).items() if k not in MUTABLE_KEYS}
+
+
+def status(run: Run) -> tuple[str, str]:
+    """("new" | "resume" | "finished" | "conflict", why). A directory holds this run if its first
+    start (config.json) had this command's configuration, value for value. A finished run that
+    predates a configuration key added since (or has one removed since) still counts as this run;
+    an unfinished one does not, because its train.py refuses to resume it (docs/runs.md)."""
+    want = comparable(resolved_config(run.argv).as_json())  # also checks every command's flags
+    config_file, results_file = run.logdir / "config.json", run.logdir / "results.json"
+    if not config_file.exists() and not results_file.exists():
+        return "new", ""
+    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    started = json.loads(config_file.read_text()) if config_file.exists() else results["config"]
+    have = comparable(started)
+    finished = bool(results.get("finished"))
+    keys = want.keys() & have.keys() if finished else want.keys() | have.keys()
+    differing = sorted(k for k in keys if not _same(want.get(k), have.get(k)))
+    if differing:
+        shown = ", ".join(f"{k}={have.get(k, 'unset')} (this sweep: {want.get(k, 'unset')})"
+                          for k in differing)  # fmt: skip
+        return "conflict", f"{run.logdir} holds another run: {shown}"
+    if finished:
+        return "finished", ""
+    return "resume", f"at step {results.get('step', 0)}"
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9)
+    return a == b
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    table = TABLES[args.table]
+    root = Path(args.results or table.default_root)
+    runs = plan(table, root, args.scale, args.data_dir, args.seeds)
+    try:
+        states = [status(run) for run in runs]
+    except (UsageError, flags.Error) as error:  # a command its train.py would refuse
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    todo = [run for run, (state, _) in zip(runs, states, strict=True) if state in ("new", "resume")]
+    gpus = scheduler.detect_gpus() if args.gpus is None else scheduler.parse_gpus(args.gpus)
+    for run, (state, why) in zip(runs, states, strict=True):
+        if state == "conflict":
+            print(f"# conflict, not run: {why}", file=sys.stderr)
+        elif args.dry_run and state == "finished":
+            print(f"# finished: {run.logdir}")
+        elif args.dry_run:
+            print(f"# {state} {why}".rstrip() + f"\n{shlex.join(run.argv)}")
+    counts = {s: sum(state == s for state, _ in states) for s in ("resume", "finished", "conflict")}
+    device = f"GPUs {','.join(gpus)}, one run per GPU" if gpus else "CPU, one run at a time"
+    print(
+        f"# {table.name}: {len(runs)} runs under {root}: {len(todo)} to run "
+        f"({counts['resume']} resumed), {counts['finished']} finished, "
+        f"{counts['conflict']} conflicts; {device}"
+    )
+    if args.dry_run:
+        return 1 if counts["conflict"] else 0
+    signal.signal(signal.SIGTERM, _interrupt)  # a killed sweep stops its runs too
+    jobs = [scheduler.Job(run.name, run.argv, run.logdir / LOG_FILE) for run in todo]
+    try:
+        codes = scheduler.run_all(jobs, gpus, scheduler.SubprocessRunner())
+    except KeyboardInterrupt:
+        print("# interrupted: the same command resumes every unfinished run", file=sys.stderr)
+        return 130
+    failed = [job.name for job, code in zip(jobs, codes, strict=True) if code != 0]
+    if failed:
+        print(f"# {len(failed)} runs failed (see {LOG_FILE} in each): {', '.join(failed)}")
+    if args.report:
+        from scripts import report
+
+        report.main([str(root)])
+    return 1 if failed or counts["conflict"] else 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.sweep", description=__doc__.split("\n")[0]
+    )
+    env = os.environ
+    parser.add_argument("table", choices=sorted(TABLES))
+    parser.add_argument(
+        "--results", default=env.get("RESULTS"), help="results root ($RESULTS; default "
+        "runs/paper, runs/mini for the mini table)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scale", type=_scale, default=env.get("SCALE", "1"),
+        help="shorten every run's schedule by this factor in (0, 1] ($SCALE; default 1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--gpus", default=env.get("GPUS"),
+        help="GPU indices, e.g. 0,1 ($GPUS; default: nvidia-smi -L; 'none' for CPU)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--seeds", type=_seeds, default=env.get("SEEDS"),
+        help="seeds to run, e.g. 1,2 ($SEEDS; default: the table's, 1-5)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--data_dir", default=env.get("DATA_DIR"), help="TFDS data directory ($DATA_DIR)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print the commands, run none")
+    parser.add_argument("--report", action="store_true", help="print the report afterwards")
+    return parser.parse_args(argv)
+
+
+def _scale(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"--scale={text}: expected a factor in (0, 1]")
+    return value
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    seeds = tuple(int(seed) for seed in text.split(","))
+    if any(seed < 1 for seed in seeds):
+        raise argparse.ArgumentTypeError(f"--seeds={text}: expected labeled splits 1, 2, ...")
+    return seeds
+
+
+if __name__ == "__main__":
+    sys.exit(main())

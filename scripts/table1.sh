@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Table 1: supervised, PL, NS3L, VAT, VAT+EntMin, Π, Π+NS3L, VAT+NS3L on CIFAR-10/4000,
+# SVHN/1000 and CIFAR-100/10000 (Oliver et al. protocol), 5 seeds each.
+# Options and variables (RESULTS, SCALE, GPUS, SEEDS, DATA_DIR, --dry-run): docs/reproducing.md.
+set -euo pipefail
+# Paths (--results, --data_dir) are relative to where you call it; the code is found from here.
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+PY="$ROOT/.venv/bin/python"; [ -x "$PY" ] || PY=python3
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+exec "$PY" -m scripts.sweep table1 "$@"
