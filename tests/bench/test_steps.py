@@ -1,0 +1,21 @@
+"""bench.steps in-process on a tiny WRN: the record each method prints, the baseline's ratio."""
+
+import json
+
+import pytest
+
+from bench import steps
+
+KEYS = {"method", "ms_median", "ms_min", "ms_max", "images_per_s", "ratio", "peak_rss_mb", "device"}
+
+
+def test_a_tiny_benchmark_prints_one_record_per_method_baseline_first(capsys):
+    tiny = ["--wrn_depth=10", "--wrn_width=1", "--image_size=8", "--batch=8", "--warmup=1"]
+    records = steps.main(["--methods=ns3l", "--steps=2", *tiny])
+    assert [r["method"] for r in records] == ["supervised", "ns3l"]  # the baseline is added
+    assert all(KEYS <= r.keys() for r in records)
+    assert records[0]["ratio"] == 1.0
+    assert all(r["ms_min"] <= r["ms_median"] <= r["ms_max"] for r in records)
+    ratio = records[1]["ms_median"] / records[0]["ms_median"]
+    assert records[1]["ratio"] == pytest.approx(ratio, abs=1e-3)  # from the unrounded medians
+    assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == records
