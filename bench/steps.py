@@ -8,12 +8,12 @@
 
 Steps mode builds every trainer as the stack's loop does (`build_trainer` on a preset-resolved
 RunConfig, CIFAR-10 presets, synthetic data of CIFAR shape), compiles its step with
-`ns3l.runs.compiled_step`, runs `--warmup` steps, then times `--steps` steps. It prints one JSON
-line per method: median / min / max ms per step, images per second (the rows a step reads: the
-batch of 50 labeled + 50 unlabeled for realistic_ssl, 64 labeled + 64 unlabeled for MixMatch),
-the ratio to the stack's plain baseline (`supervised`, `mixmatch`), the process's peak RSS so
-far, and the devices. `--strategy=mirrored` repeats the set for 1, 2, ... replicas; without a GPU
-it splits the CPU into two logical devices first (they share its cores).
+`ns3l.runs.compiled_step` and warms it up, then steps all methods in turn, `--steps` rounds. It
+prints one JSON line per method: median / min / max ms per step, images per second (the rows a
+step reads: 50 labeled + 50 unlabeled for realistic_ssl, 64 labeled + 64 unlabeled for
+MixMatch), the ratio to the stack's plain baseline (`supervised`, `mixmatch`), the process's peak
+RSS so far, the devices and the load average. `--strategy=mirrored` repeats the set for 1, 2, ...
+replicas; without a GPU it splits the CPU into two logical devices first (sharing its cores).
 
 Pipeline mode times `train_batches` of both stacks alone on 50,000 synthetic CIFAR-size images
 (batches per second), and the augmentation alone: the Oliver stack augments inside every WRN pass
@@ -55,7 +55,10 @@ DEFAULT_METHODS = {
     "realistic_ssl": ("supervised", "pl", "pi", "ns3l", "vat", "vat+em", "pi+ns3l", "vat+ns3l"),
     "mixmatch": ("mixmatch", "mixmatch+ns3l"),
 }
-DEFAULT_BATCH = {"realistic_ssl": 100, "mixmatch": 64}  # spec §1.5 of each stack
+DEFAULT_BATCH = {  # the presets' batch: 50 labeled + 50 unlabeled rows; 64 + 64
+    "realistic_ssl": oliver_presets.COMMON["batch_size"].value,
+    "mixmatch": mixmatch_presets.COMMON["batch"].value,
+}
 CLASSES = 10
 SEED = 1
 STEP_IMAGES = 2_000  # synthetic train set of steps mode: only batches are read from it
@@ -149,7 +152,8 @@ PARSE_METHOD = {
 
 
 def mixed_policy() -> str:
-    """float16 where tensor cores want it (GPU); bfloat16 on a CPU, which has no float16 math."""
+    """float16 on a GPU (tensor cores); bfloat16 on a CPU, the low-precision type its oneDNN
+    kernels support, which also needs no loss scaling."""
     return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
 
 
@@ -396,16 +400,22 @@ def split_cpu() -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--mode", choices=("steps", "pipeline"), default="steps")
+    modes = "train steps, or the input pipeline and augmentation alone"
+    parser.add_argument("--mode", choices=("steps", "pipeline"), default="steps", help=modes)
     parser.add_argument("--stack", choices=STACKS, default="realistic_ssl")
     parser.add_argument("--methods", help="comma list; default: every method of the stack")
     parser.add_argument("--batch", type=int, help="default: 100 realistic_ssl, 64 mixmatch")
-    parser.add_argument("--steps", type=int, help="timed calls: default 15 steps, 1000 batches")
+    parser.add_argument(
+        "--steps", type=int, help="timed rounds of steps (default 15), or batches (1000)"
+    )
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--xla", action="store_true", help="jit_compile the per-replica step")
     parser.add_argument("--mixed_precision", action="store_true", help=mixed_policy.__doc__)
     parser.add_argument("--strategy", choices=("default", "mirrored"), default="default")
-    parser.add_argument("--feed", choices=("prefetched", "pipeline"), default="prefetched")
+    feeds = "time the step alone, or step(next(batches)) as the loops run it"
+    parser.add_argument(
+        "--feed", choices=("prefetched", "pipeline"), default="prefetched", help=feeds
+    )
     parser.add_argument("--wrn_depth", type=int, default=Network.wrn_depth, help="realistic_ssl")
     parser.add_argument("--wrn_width", type=int, default=Network.wrn_width, help="realistic_ssl")
     parser.add_argument("--filters", type=int, default=Network.filters, help="mixmatch")
