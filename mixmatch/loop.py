@@ -16,9 +16,8 @@ from mixmatch.data import PreparedData, augmentation_for, prepare, to_unit_range
 from mixmatch.step import MixMatchTrainer
 from mixmatch.wrn import ResNet
 from ns3l.checkpoints import RunCheckpoint
-from ns3l.distribute import make_strategy
 from ns3l.results import RESULTS_FILE, read_results, write_results
-from ns3l.runs import compiled_step, error_rate, previous_history, run_record
+from ns3l.runs import compiled_step, error_rate, previous_history, run_record, start_run
 from ns3l.settings import MUTABLE_KEYS
 from ns3l.summaries import ProgressPrinter, ScalarWriter
 
@@ -29,10 +28,7 @@ MEDIANS = (1, 10, 20, 50)  # scripts/extract_accuracy.py's last01, last10, last2
 def train(config: RunConfig, stop_after: int | None = None) -> dict:
     """Runs (or resumes) `config` to its last iteration, or for `stop_after` more; returns the
     results.json content."""
-    keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    strategy = make_strategy(config.strategy)
+    strategy = start_run(config)
     data = prepare(
         config.dataset, config.value("n_labeled"), config.value("n_valid"), config.seed,
         data_dir=config.data_dir, download=config.download,

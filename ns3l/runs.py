@@ -4,14 +4,25 @@ large batches, the evaluation history of a resumed run, and the results.json rec
 import math
 from collections.abc import Callable
 
+import keras
 import numpy as np
 import tensorflow as tf
 
+from ns3l.distribute import make_strategy
 from ns3l.results import RESULTS_FILE, read_results
 from ns3l.settings import RunConfig
 from ns3l.types import Tensor
 
 EVAL_BATCH = 1000  # large inference batches: evaluation is a small share of a run
+
+
+def start_run(config: RunConfig) -> tf.distribute.Strategy:
+    """What every run does first: seed Keras (initial weights), switch on op determinism if asked,
+    and return the strategy `--strategy` names."""
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    return make_strategy(config.strategy)
 
 
 def compiled_step(

@@ -8,14 +8,12 @@ results.json happen together, so a resumed run has exactly the history it had wh
 import math
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from ns3l.checkpoints import RunCheckpoint
-from ns3l.distribute import make_strategy
 from ns3l.results import RESULTS_FILE, read_results, write_results
-from ns3l.runs import compiled_step, error_rate, previous_history, run_record
+from ns3l.runs import compiled_step, error_rate, previous_history, run_record, start_run
 from ns3l.settings import MUTABLE_KEYS
 from ns3l.summaries import ProgressPrinter, ScalarWriter
 from realistic_ssl.config import RunConfig
@@ -30,10 +28,7 @@ LOG_EVERY = 100  # steps between TensorBoard loss summaries (each one reads the 
 def train(config: RunConfig, stop_after: int | None = None) -> dict:
     """Runs (or resumes) `config` to its last step, or for `stop_after` more steps; returns the
     results.json content. `stop_after` exists for tests that interrupt a run."""
-    keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    strategy = make_strategy(config.strategy)
+    strategy = start_run(config)
     data = prepare(
         config.dataset, config.value("n_labeled"), config.value("n_valid"), config.seed,
         data_dir=config.data_dir, download=config.download,
