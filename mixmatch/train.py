@@ -12,52 +12,37 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ banner
 
-import functools
 import importlib
 import sys
 
-from absl import flags
-
 from mixmatch import presets
 from mixmatch.config import RunConfig
-from ns3l.cli import run_command
+from ns3l.cli import command_flags, run_command
 from ns3l.errors import UsageError
 
-# This command's own flags, not absl's global FLAGS: the two stacks' commands share flag names
-# and must be importable in one process (the tests).
-FLAGS = flags.FlagValues()
-DEFINE_string = functools.partial(flags.DEFINE_string, flag_values=FLAGS)
-DEFINE_integer = functools.partial(flags.DEFINE_integer, flag_values=FLAGS)
-DEFINE_float = functools.partial(flags.DEFINE_float, flag_values=FLAGS)
-DEFINE_bool = functools.partial(flags.DEFINE_bool, flag_values=FLAGS)
-DEFINE_string("method", "mixmatch", "mixmatch or mixmatch+ns3l")
-DEFINE_string("dataset", "digits", "cifar10, svhn (train only), stl10, digits, or TFDS")
-DEFINE_integer("seed", 1, "labeled split (1-5 in the paper), init, augmentation, MixUp")
-DEFINE_string("logdir", None, "run directory; default runs/<dataset>.<seed>@<n>-1/<method>")
-DEFINE_string("data_dir", None, "TFDS data directory (default $TFDS_DATA_DIR)")
-DEFINE_bool("download", False, "let TFDS download a missing data set (needs internet)")
-DEFINE_integer("n_labeled", None, "labeled images; preset 250 (CIFAR-10, SVHN), 1000 STL-10")
-DEFINE_integer("n_valid", None, "validation holdout from the unlabeled pool (1)")
-DEFINE_float("beta", None, "MixUp α (0.75)")
-DEFINE_float("w_match", None, "λ_U: 75 CIFAR-10, 250 SVHN, 50 STL-10")
-DEFINE_float("lr", None, "Adam learning rate, constant (0.002)")
-DEFINE_float("wd", None, "decoupled weight decay; kernels × (1 - wd·lr) per step (0.02)")
-DEFINE_float("ema", None, "EMA decay of the evaluated weights (0.999)")
-DEFINE_integer("batch", None, "labeled batch = unlabeled batch (64)")
-DEFINE_float("ns3l_weight", None, "λ1 (5 CIFAR-10-250, 10 CIFAR-10-4000, 2 SVHN, STL-10)")
-DEFINE_float("ns3l_threshold", None, "NS3L threshold T on the mixed targets (0.05)")
-DEFINE_bool("ns3l_ramp", None, "ramp λ1 like λ_U (default: constant)")
-DEFINE_integer("train_kimg", None, "training length in 1024 labeled images (65,536)")
-DEFINE_integer("report_kimg", None, "evaluation and checkpoint period in kimg (64)")
-DEFINE_integer("warmup_kimg", None, "λ_U ramp length in kimg (1,024)")
-DEFINE_integer("filters", None, "ResNet base width (32)")
-DEFINE_integer("scales", None, "ResNet scales (3 at 32 px, 4 for STL-10)")
-DEFINE_integer("repeat", None, "residual blocks per scale (4)")
-DEFINE_float("bn_momentum", None, "BN moving-average decay (0.999)")
-DEFINE_string("strategy", "default", "default (one device) or mirrored (all local GPUs)")
-DEFINE_bool("sync_bn", False, "mirrored: BN batch moments over all replicas (default: per replica)")
-DEFINE_bool("deterministic", False, "deterministic ops: a resumed run ends bitwise equal")
-DEFINE_bool("print_config", False, "print the resolved configuration and exit")
+FLAGS, define = command_flags()  # data_dir, download, strategy, sync_bn, deterministic, ...
+define.string("method", "mixmatch", "mixmatch or mixmatch+ns3l")
+define.string("dataset", "digits", "cifar10, svhn (train only), stl10, digits, or TFDS")
+define.integer("seed", 1, "labeled split (1-5 in the paper), init, augmentation, MixUp")
+define.string("logdir", None, "run directory; default runs/<dataset>.<seed>@<n>-1/<method>")
+define.integer("n_labeled", None, "labeled images; preset 250 (CIFAR-10, SVHN), 1000 STL-10")
+define.integer("n_valid", None, "validation holdout from the unlabeled pool (1)")
+define.float("beta", None, "MixUp α (0.75)")
+define.float("w_match", None, "λ_U: 75 CIFAR-10, 250 SVHN, 50 STL-10")
+define.float("lr", None, "Adam learning rate, constant (0.002)")
+define.float("wd", None, "decoupled weight decay; kernels × (1 - wd·lr) per step (0.02)")
+define.float("ema", None, "EMA decay of the evaluated weights (0.999)")
+define.integer("batch", None, "labeled batch = unlabeled batch (64)")
+define.float("ns3l_weight", None, "λ1 (5 CIFAR-10-250, 10 CIFAR-10-4000, 2 SVHN, STL-10)")
+define.float("ns3l_threshold", None, "NS3L threshold T on the mixed targets (0.05)")
+define.bool("ns3l_ramp", None, "ramp λ1 like λ_U (default: constant)")
+define.integer("train_kimg", None, "training length in 1024 labeled images (65,536)")
+define.integer("report_kimg", None, "evaluation and checkpoint period in kimg (64)")
+define.integer("warmup_kimg", None, "λ_U ramp length in kimg (1,024)")
+define.integer("filters", None, "ResNet base width (32)")
+define.integer("scales", None, "ResNet scales (3 at 32 px, 4 for STL-10)")
+define.integer("repeat", None, "residual blocks per scale (4)")
+define.float("bn_momentum", None, "BN moving-average decay (0.999)")
 
 # Flag name -> setting name (the original's names on the command line, the papers' in code).
 HPARAM_FLAGS = {

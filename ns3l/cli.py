@@ -1,12 +1,36 @@
 """What both stacks' `train` commands do with their command line."""
 
+import functools
 import sys
 from collections.abc import Callable
+from types import SimpleNamespace
 
 from absl import flags
 
 from ns3l.errors import UsageError
 from ns3l.settings import RunConfig, format_config
+
+
+def command_flags() -> tuple[flags.FlagValues, SimpleNamespace]:
+    """A command's own flags, with the ones both training commands take already defined, and
+    `define.string/integer/float/bool` bound to them. Not absl's global FLAGS: the two stacks'
+    commands share flag names and must be importable in one process (the tests)."""
+    values = flags.FlagValues()
+    define = SimpleNamespace(
+        **{
+            kind: functools.partial(getattr(flags, f"DEFINE_{kind}"), flag_values=values)
+            for kind in ("string", "integer", "float", "bool")
+        }
+    )
+    define.string("data_dir", None, "TFDS data directory (default $TFDS_DATA_DIR)")
+    define.bool("download", False, "let TFDS download a missing data set (needs internet)")
+    define.string("strategy", "default", "default (one device) or mirrored (all local GPUs)")
+    define.bool(
+        "sync_bn", False, "mirrored: BN batch moments over all replicas (default: per replica)"
+    )
+    define.bool("deterministic", False, "deterministic ops: a resumed run ends bitwise equal")
+    define.bool("print_config", False, "print the resolved configuration and exit")
+    return values, define
 
 
 def run_command(

@@ -13,61 +13,48 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ banner
 
 
-import functools
 import importlib
 import sys
 
 from absl import flags
 
-from ns3l.cli import run_command
+from ns3l.cli import command_flags, run_command
 from ns3l.errors import UsageError
 from realistic_ssl import presets
 from realistic_ssl.config import RunConfig
 
-# This command's own flags, not absl's global FLAGS: the two stacks' commands share flag names
-# and must be importable in one process (the tests).
-FLAGS = flags.FlagValues()
-DEFINE_string = functools.partial(flags.DEFINE_string, flag_values=FLAGS)
-DEFINE_integer = functools.partial(flags.DEFINE_integer, flag_values=FLAGS)
-DEFINE_float = functools.partial(flags.DEFINE_float, flag_values=FLAGS)
-DEFINE_bool = functools.partial(flags.DEFINE_bool, flag_values=FLAGS)
-DEFINE_string("method", None, "supervised, or +-joined terms: pl, pi, mt, vat, em, ns3l")
-DEFINE_string("dataset", "digits", "cifar10, svhn, cifar100, digits, or a TFDS name")
-DEFINE_integer("seed", 1, "labeled split (1-5 in the paper), init, augmentation, VAT")
-DEFINE_string("logdir", None, "run directory; default runs/<dataset>.<seed>@<n>/<method>")
-DEFINE_string("data_dir", None, "TFDS data directory (default $TFDS_DATA_DIR)")
-DEFINE_bool("download", False, "let TFDS download a missing data set (needs internet)")
-DEFINE_integer("n_labeled", None, "labeled images; preset: 4000, 1000, 10000, 50 (digits)")
-DEFINE_integer("n_valid", None, "validation images held out of the train set")
-DEFINE_bool("unlabeled_includes_labeled", False, "[TF]: unlabeled = the whole train split")
-DEFINE_float("lr", None, "Adam learning rate")
-DEFINE_integer("train_steps", None, "total steps (NS3L: 200,000)")
-DEFINE_integer("lr_decay_steps", None, "staircase decay period (NS3L: 130,000)")
-DEFINE_float("lr_decay_rate", None, "decay factor (0.2)")
-DEFINE_integer("warmup_steps", None, "ramp-up length of the consistency weights (50,000)")
-DEFINE_integer("batch_size", None, "global batch, half labeled and half unlabeled (100)")
-DEFINE_integer("eval_every", None, "steps between valid/test evaluations and checkpoints")
-DEFINE_float("pi_weight", None, "max Π-model weight (20)")
-DEFINE_float("mt_weight", None, "max Mean Teacher weight (8)")
-DEFINE_float("mt_ema", None, "Mean Teacher EMA decay (0.95)")
-DEFINE_float("vat_weight", None, "max VAT weight λ2 (0.3)")
-DEFINE_float("vat_epsilon", None, "VAT ε (6.0 CIFAR, 1.0 SVHN)")
+FLAGS, define = command_flags()  # data_dir, download, strategy, sync_bn, deterministic, ...
+define.string("method", None, "supervised, or +-joined terms: pl, pi, mt, vat, em, ns3l")
+define.string("dataset", "digits", "cifar10, svhn, cifar100, digits, or a TFDS name")
+define.integer("seed", 1, "labeled split (1-5 in the paper), init, augmentation, VAT")
+define.string("logdir", None, "run directory; default runs/<dataset>.<seed>@<n>/<method>")
+define.integer("n_labeled", None, "labeled images; preset: 4000, 1000, 10000, 50 (digits)")
+define.integer("n_valid", None, "validation images held out of the train set")
+define.bool("unlabeled_includes_labeled", False, "[TF]: unlabeled = the whole train split")
+define.float("lr", None, "Adam learning rate")
+define.integer("train_steps", None, "total steps (NS3L: 200,000)")
+define.integer("lr_decay_steps", None, "staircase decay period (NS3L: 130,000)")
+define.float("lr_decay_rate", None, "decay factor (0.2)")
+define.integer("warmup_steps", None, "ramp-up length of the consistency weights (50,000)")
+define.integer("batch_size", None, "global batch, half labeled and half unlabeled (100)")
+define.integer("eval_every", None, "steps between valid/test evaluations and checkpoints")
+define.float("pi_weight", None, "max Π-model weight (20)")
+define.float("mt_weight", None, "max Mean Teacher weight (8)")
+define.float("mt_ema", None, "Mean Teacher EMA decay (0.95)")
+define.float("vat_weight", None, "max VAT weight λ2 (0.3)")
+define.float("vat_epsilon", None, "VAT ε (6.0 CIFAR, 1.0 SVHN)")
 flags.DEFINE_alias("vat_eps", "vat_epsilon", flag_values=FLAGS)
-DEFINE_float("vat_xi", None, "VAT ξ (1e-6)")
-DEFINE_float("em_weight", None, "entropy weight of VAT+EntMin (0.1, not ramped)")
-DEFINE_float("pl_weight", None, "max pseudo-label weight (1.0)")
-DEFINE_float("pl_threshold", None, "pseudo-label confidence (0.95)")
-DEFINE_float("ns3l_weight", None, "max NS3L weight λ1 (1.0; 0.3 with VAT)")
-DEFINE_float("ns3l_threshold", None, "NS3L threshold T (0.04; 0.004 for CIFAR-100)")
-DEFINE_bool("ns3l_ramp", None, "ramp λ1 like the consistency weights (default: yes)")
-DEFINE_string("strategy", "default", "default (one device) or mirrored (all local GPUs)")
-DEFINE_integer("wrn_depth", 28, "WRN depth, 6k + 4 (28; smaller for tests and demos)")
-DEFINE_integer("wrn_width", 2, "WRN widening factor (2)")
-DEFINE_float("bn_momentum", 0.999, "BN moving-average decay ([TF] 0.999; [PT] 0.9)")
-DEFINE_float("bn_epsilon", 1e-3, "BN epsilon ([TF] 1e-3; [PT] 1e-5)")
-DEFINE_bool("sync_bn", False, "mirrored: BN batch moments over all replicas (default: per replica)")
-DEFINE_bool("deterministic", False, "deterministic ops: a resumed run ends bitwise equal")
-DEFINE_bool("print_config", False, "print the resolved configuration and exit")
+define.float("vat_xi", None, "VAT ξ (1e-6)")
+define.float("em_weight", None, "entropy weight of VAT+EntMin (0.1, not ramped)")
+define.float("pl_weight", None, "max pseudo-label weight (1.0)")
+define.float("pl_threshold", None, "pseudo-label confidence (0.95)")
+define.float("ns3l_weight", None, "max NS3L weight λ1 (1.0; 0.3 with VAT)")
+define.float("ns3l_threshold", None, "NS3L threshold T (0.04; 0.004 for CIFAR-100)")
+define.bool("ns3l_ramp", None, "ramp λ1 like the consistency weights (default: yes)")
+define.integer("wrn_depth", 28, "WRN depth, 6k + 4 (28; smaller for tests and demos)")
+define.integer("wrn_width", 2, "WRN widening factor (2)")
+define.float("bn_momentum", 0.999, "BN moving-average decay ([TF] 0.999; [PT] 0.9)")
+define.float("bn_epsilon", 1e-3, "BN epsilon ([TF] 1e-3; [PT] 1e-5)")
 
 HPARAM_FLAGS = (
     "lr", "train_steps", "lr_decay_steps", "lr_decay_rate", "warmup_steps", "batch_size",
