@@ -42,9 +42,7 @@ class PreparedData:
 
     @property
     def split_sizes(self) -> dict[str, int]:
-        sizes = {"labeled": self.split.labeled, "unlabeled": self.split.unlabeled}
-        sizes |= {"valid": self.split.valid, "test": self.test_labels}
-        return {name: len(rows) for name, rows in sizes.items()}
+        return self.split.sizes | {"test": len(self.test_labels)}
 
 
 def prepare(

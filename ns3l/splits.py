@@ -23,6 +23,11 @@ class Split:
     unlabeled: np.ndarray  # [n_unlabeled]
     valid: np.ndarray  # [n_valid]
 
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Counts per part, as results.json records them."""
+        return {name: len(getattr(self, name)) for name in ("labeled", "unlabeled", "valid")}
+
 
 def oliver_split(
     labels: np.ndarray,

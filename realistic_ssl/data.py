@@ -30,12 +30,7 @@ class PreparedData:
 
     @property
     def split_sizes(self) -> dict[str, int]:
-        return {
-            "labeled": len(self.split.labeled),
-            "unlabeled": len(self.split.unlabeled),
-            "valid": len(self.split.valid),
-            "test": len(self.test_labels),
-        }
+        return self.split.sizes | {"test": len(self.test_labels)}
 
 
 def prepare(
