@@ -7,8 +7,6 @@ from ns3l import settings
 
 @dataclass(frozen=True)
 class RunConfig(settings.RunConfig):
-    sync_bn: bool = False
-
     @property
     def iterations(self) -> int:
         """kimg counts labeled images (1 kimg = 1,024), one iteration takes `batch` of them."""

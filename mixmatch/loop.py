@@ -15,9 +15,18 @@ from mixmatch.config import RunConfig
 from mixmatch.data import PreparedData, augmentation_for, prepare, to_unit_range, train_batches
 from mixmatch.step import MixMatchTrainer
 from mixmatch.wrn import ResNet
+from ns3l import precision
 from ns3l.checkpoints import RunCheckpoint
 from ns3l.results import RESULTS_FILE, read_results, write_results
-from ns3l.runs import compiled_step, error_rate, previous_history, run_record, start_run
+from ns3l.runs import (
+    compiled_predict,
+    compiled_steps,
+    error_rate,
+    previous_history,
+    run_record,
+    start_run,
+    train_calls,
+)
 from ns3l.settings import MUTABLE_KEYS
 from ns3l.summaries import ProgressPrinter, ScalarWriter
 
@@ -29,29 +38,30 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
     """Runs (or resumes) `config` to its last iteration, or for `stop_after` more; returns the
     results.json content."""
     strategy = start_run(config)
+    policy = precision.policy_name(config.mixed_precision)
     data = prepare(
         config.dataset, config.value("n_labeled"), config.value("n_valid"), config.seed,
         data_dir=config.data_dir, download=config.download,
     )  # fmt: skip
-    with strategy.scope():
+    with strategy.scope(), precision.policy_scope(policy):
         trainer = build_trainer(config, data)
     checkpoint = RunCheckpoint(
-        config.logdir, config.as_json(), mutable_keys=MUTABLE_KEYS,
+        config.logdir, config.as_json() | {"precision": policy}, mutable_keys=MUTABLE_KEYS,
         model=trainer.model, ema_model=trainer.ema_model, optimizer=trainer.optimizer,
         rng=trainer.rng,
     )  # fmt: skip
     start = checkpoint.restore_latest() or 0
     history = previous_history(config.logdir, start)
     batches = train_batches(data, config.value("batch"), config.seed, start)
-    step_fn = compiled_step(strategy, trainer.train_step)
-    predict = tf.function(lambda x: tf.argmax(trainer.ema_model(x, training=False), axis=-1))
+    steps = compiled_steps(strategy, trainer.train_step)
+    predict = compiled_predict(trainer.ema_model, data.train_images.shape[1:])
     total = config.iterations
     end = total if stop_after is None else min(total, start + stop_after)
     progress = ProgressPrinter(total, config.value("batch"), first_step=start)
     with ScalarWriter(config.logdir) as writer:
         iterator = iter(strategy.experimental_distribute_dataset(batches))
-        for step in range(start + 1, end + 1):
-            stats = step_fn(next(iterator))
+        every = (LOG_EVERY, config.report_every)
+        for step, stats in train_calls(steps, iterator, start, end, config, every):
             progress.update(
                 step, {k: v for k, v in stats.items() if k != "total"}, force=step == end
             )
@@ -63,7 +73,8 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
                 writer.write(step, {k: v for k, v in history[-1].items() if k != "step"})
                 progress.update(step, eval_error=history[-1]["test_error"])
                 checkpoint.save(step)
-                write_results(config.logdir, results(config, data, step, history))
+                record = results(config, data, step, history)
+                write_results(config.logdir, record | {"precision": policy})
     return read_results(config.logdir) if (Path(config.logdir) / RESULTS_FILE).exists() else {}
 
 
@@ -83,7 +94,10 @@ def build_trainer(config: RunConfig, data: PreparedData) -> MixMatchTrainer:
     model, ema_model = resnet(), resnet()
     ema_model.set_weights(model.get_weights())
     hparams = {name: setting.value for name, setting in config.settings.items()}
-    return MixMatchTrainer(model, ema_model, hparams, augmentation_for(config.dataset), config.seed)
+    return MixMatchTrainer(
+        model, ema_model, hparams, augmentation_for(config.dataset), config.seed,
+        jit_compile=config.xla,
+    )  # fmt: skip
 
 
 def scalars(stats: dict, config: RunConfig, step: int) -> dict:

@@ -10,6 +10,7 @@ import keras
 import tensorflow as tf
 
 from mixmatch import mixmatch as mm
+from ns3l import precision
 from ns3l.augment import Augmentation, augment
 from ns3l.loss import negatives_below, ns3l_per_example
 from ns3l.types import Tensor
@@ -17,7 +18,10 @@ from ns3l.types import Tensor
 
 class MixMatchTrainer:
     """Owns the optimizer, the EMA model and the random generator (augmentation and MixUp);
-    `train_step` is compiled once by the caller, directly or inside `strategy.run`."""
+    `train_step` is compiled once by the caller, directly or inside `strategy.run`. With
+    `jit_compile` XLA compiles all of the step but the Beta draw of MixUp (see `train_step`).
+    Build it inside `precision.policy_scope` under a float16 policy: the optimizer then scales
+    the loss."""
 
     def __init__(
         self,
@@ -26,32 +30,47 @@ class MixMatchTrainer:
         hparams: Mapping[str, float],
         augmentation: Augmentation,
         seed: int,
+        jit_compile: bool = False,
     ) -> None:
         self.model, self.ema_model, self.hp = model, ema_model, dict(hparams)
         self.augmentation = augmentation
         # TF1 Adam: epsilon 1e-8, not Keras' 1e-7; constant lr (spec §3.4).
-        self.optimizer = keras.optimizers.Adam(hparams["lr"], epsilon=1e-8)
+        self.optimizer = precision.with_loss_scaling(
+            keras.optimizers.Adam(hparams["lr"], epsilon=1e-8)
+        )
         self.optimizer.build(model.trainable_variables)
         self.rng = tf.random.Generator.from_seed(seed)
         self.kernels = mm.kernel_variables(model)
         self.replicas = tf.distribute.get_strategy().num_replicas_in_sync  # built in scope()
+        self._step = tf.function(self.step, jit_compile=True) if jit_compile else self.step
 
     def train_step(self, x: Tensor, labels: Tensor, u: Tensor) -> dict[str, Tensor]:
-        """x [b, H, W, C] labeled, u [b, H, W, C] unlabeled, both in [-1, 1], not augmented."""
+        """One iteration; x [b, H, W, C] labeled, u [b, H, W, C] unlabeled, both in [-1, 1], not
+        augmented. Returns this replica's share of each loss (and NS3L's negatives per row)."""
+        # MixUp's λ first, outside XLA: Beta(α, α) is drawn through tf.random.stateless_gamma,
+        # which XLA has no kernel for (StatelessRandomGammaV3).
+        rows = 3 * tf.shape(x)[0]  # X, U1, U2
+        lam, permutation = mm.mixup_parameters(rows, self.hp["mixup_alpha"], self.rng)
+        return self._step(x, labels, u, lam, permutation)
+
+    def step(
+        self, x: Tensor, labels: Tensor, u: Tensor, lam: Tensor, permutation: Tensor
+    ) -> dict[str, Tensor]:
+        """The iteration given MixUp's λ' [3b] and permutation [3b] (what XLA compiles)."""
         step = self.optimizer.iterations
         x_aug = augment(x, self.augmentation, self.rng)  # one view per labeled image
         u1, u2 = (augment(u, self.augmentation, self.rng) for _ in range(2))  # two views
         q = mm.guess_labels(self.model, u1, u2, self.hp["sharpen_temperature"])  # [b, K]
         pool = tf.concat([x_aug, u1, u2], axis=0)  # [3b, ...]: X, U1, U2 in this order
         targets = tf.concat([tf.one_hot(labels, tf.shape(q)[1]), q, q], axis=0)
-        lam, permutation = mm.mixup_parameters(tf.shape(pool)[0], self.hp["mixup_alpha"], self.rng)
         mixed, targets_mixed = mm.mixup(pool, targets, lam, permutation)  # [3b, ...], [3b, K]
         with tf.GradientTape() as tape:
             logits = self.interleaved_logits(mixed)  # [3b, K], aligned with `mixed`
             losses = self.losses(targets_mixed, logits, step)
             total = tf.add_n(list(losses.values()))
         variables = self.model.trainable_variables
-        self.optimizer.apply(tape.gradient(total, variables), variables)
+        gradients = tape.gradient(precision.scaled(self.optimizer, total), variables)
+        self.optimizer.apply(gradients, variables)
         mm.decay_kernels(self.kernels, self.hp["wd"] * self.hp["lr"])  # after the step (§3.4)
         mm.ema_update(self.ema_model.trainable_variables, variables, self.hp["ema"])
         stats = {"total": total, **losses}

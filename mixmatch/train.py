@@ -17,7 +17,7 @@ import sys
 
 from mixmatch import presets
 from mixmatch.config import RunConfig
-from ns3l.cli import command_flags, run_command
+from ns3l.cli import command_flags, run_command, shared_options
 from ns3l.errors import UsageError
 
 FLAGS, define = command_flags()  # data_dir, download, strategy, sync_bn, deterministic, ...
@@ -66,8 +66,7 @@ def config_from_flags() -> RunConfig:
     logdir = FLAGS.logdir or f"runs/{FLAGS.dataset}.{FLAGS.seed}@{n_labeled}-{n_valid}/{method}"
     return RunConfig(
         method=method, dataset=FLAGS.dataset, seed=FLAGS.seed, logdir=logdir, settings=settings,
-        data_dir=FLAGS.data_dir, download=FLAGS.download, strategy=FLAGS.strategy,
-        deterministic=FLAGS.deterministic, sync_bn=FLAGS.sync_bn,
+        **shared_options(FLAGS),
     )  # fmt: skip
 
 

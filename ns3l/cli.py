@@ -29,8 +29,26 @@ def command_flags() -> tuple[flags.FlagValues, SimpleNamespace]:
         "sync_bn", False, "mirrored: BN batch moments over all replicas (default: per replica)"
     )
     define.bool("deterministic", False, "deterministic ops: a resumed run ends bitwise equal")
+    define.bool("xla", False, "compile the train step with XLA (faster on GPUs, slower on CPUs)")
+    define.bool(
+        "mixed_precision", False, "float16 layers on a GPU, bfloat16 on a CPU; losses in float32"
+    )
+    define.integer("steps_per_call", 1, "train steps per compiled call (helps small models)")
+    define.integer("profile_step", 0, "write a TensorBoard profile of this step (0: none)")
     define.bool("print_config", False, "print the resolved configuration and exit")
     return values, define
+
+
+def shared_options(values: flags.FlagValues) -> dict:
+    """The RunConfig fields of the flags `command_flags` defines, checked: UsageError on a bad
+    value."""
+    if values.steps_per_call < 1:
+        raise UsageError(f"--steps_per_call={values.steps_per_call}: expected 1 or more")
+    if values.profile_step < 0:
+        raise UsageError(f"--profile_step={values.profile_step}: expected a step ≥ 1, or 0 (none)")
+    names = ("data_dir", "download", "strategy", "sync_bn", "deterministic", "xla",
+             "mixed_precision", "steps_per_call", "profile_step")  # fmt: skip
+    return {name: values[name].value for name in names}
 
 
 def run_command(

@@ -1,8 +1,10 @@
-"""The parts of a training run both stacks' loops share: the distributed step, evaluation in
-large batches, the evaluation history of a resumed run, and the results.json record."""
+"""The parts of a training run both stacks' loops share: the distributed step and how the loop
+calls it (steps per call, profiling), evaluation in large batches, the evaluation history of a
+resumed run, and the results.json record."""
 
+import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import keras
 import numpy as np
@@ -27,19 +29,95 @@ def start_run(config: RunConfig) -> tf.distribute.Strategy:
 
 def compiled_step(
     strategy: tf.distribute.Strategy, train_step: Callable[..., dict[str, Tensor]]
-) -> Callable:
-    """One tf.function per run: `train_step` on every replica, its statistics summed over the
-    replicas (each replica returns its share of the global value)."""
+) -> Callable[[tuple[Tensor, ...]], dict[str, Tensor]]:
+    """One tf.function: `train_step` on every replica for one (distributed) batch, its statistics
+    summed over the replicas (each replica returns its share of the global value)."""
+    return tf.function(functools.partial(_on_replicas, strategy, train_step))
+
+
+def compiled_steps(
+    strategy: tf.distribute.Strategy, train_step: Callable[..., dict[str, Tensor]]
+) -> Callable[[Iterator, int], dict[str, Tensor]]:
+    """One tf.function per run, `steps(iterator, count)`: `count` train steps, each on the next
+    batch of the (distributed) `iterator`, in one call: one host round trip for `count` steps
+    (`--steps_per_call`). Returns the last step's statistics. `count` is passed as a tensor, so
+    any count runs the same trace."""
 
     @tf.function
-    def step(batch: tuple[Tensor, ...]) -> dict[str, Tensor]:
-        per_replica = strategy.run(train_step, args=batch)
-        return {
-            name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
-            for name, value in per_replica.items()
-        }
+    def steps(iterator: Iterator, count: Tensor) -> dict[str, Tensor]:
+        stats = _on_replicas(strategy, train_step, next(iterator))
+        for _ in tf.range(count - 1):
+            stats = _on_replicas(strategy, train_step, next(iterator))
+        return stats
 
-    return step
+    return lambda iterator, count=1: steps(iterator, tf.constant(count, tf.int32))
+
+
+def _on_replicas(
+    strategy: tf.distribute.Strategy,
+    train_step: Callable[..., dict[str, Tensor]],
+    batch: tuple[Tensor, ...],
+) -> dict[str, Tensor]:
+    per_replica = strategy.run(train_step, args=batch)
+    return {
+        name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+        for name, value in per_replica.items()
+    }
+
+
+def call_ranges(
+    start: int, end: int, steps_per_call: int, every: Iterable[int], profile_step: int = 0
+) -> Iterator[tuple[int, int]]:
+    """(first, last) step of each compiled call that takes a run from `start` to `end`.
+
+    A call runs at most `steps_per_call` steps and ends on every multiple of each of `every`
+    (where the loop logs, evaluates and checkpoints), so the loop sees each of those steps; the
+    profiled step runs in a call of its own."""
+    boundaries = [n for n in every if n > 0]
+    first = start + 1
+    while first <= end:
+        last = min(
+            [end, first + steps_per_call - 1] + [(first + n - 1) // n * n for n in boundaries]
+        )
+        if first < profile_step <= last:
+            last = profile_step - 1  # the profiled step starts the next call
+        elif first == profile_step:
+            last = first
+        yield first, last
+        first = last + 1
+
+
+def train_calls(
+    steps: Callable[[Iterator, int], dict[str, Tensor]],
+    iterator: Iterator,
+    start: int,
+    end: int,
+    config: RunConfig,
+    every: Iterable[int],
+) -> Iterator[tuple[int, dict[str, Tensor]]]:
+    """Runs `steps` (from `compiled_steps`) from `start` to `end` in the calls `call_ranges`
+    gives; yields (last step of the call, its statistics). The call holding
+    `config.profile_step` is traced for TensorBoard's profiler into `config.logdir`."""
+    ranges = call_ranges(start, end, config.steps_per_call, every, config.profile_step)
+    for first, last in ranges:
+        if first != config.profile_step:
+            yield last, steps(iterator, last - first + 1)
+            continue
+        tf.profiler.experimental.start(config.logdir)
+        try:
+            stats = steps(iterator, last - first + 1)
+            stats["total"].numpy()  # wait for the whole step (a GPU runs asynchronously)
+        finally:
+            tf.profiler.experimental.stop()
+        yield last, stats
+
+
+def compiled_predict(model: keras.Model, image_shape: Sequence[int]) -> Callable[[Tensor], Tensor]:
+    """argmax of `model(x, training=False)`, one trace for every batch size (x float32)."""
+    spec = tf.TensorSpec([None, *image_shape], tf.float32)
+    return tf.function(
+        lambda x: tf.argmax(model(x, training=False), axis=-1), input_signature=[spec]
+    )
 
 
 def error_rate(

@@ -5,8 +5,11 @@ fields in a subclass); config.json, results.json and `--print_config` are writte
 
 from dataclasses import asdict, dataclass
 
-# May change between a run and its resumption: where data lives, how many devices run it.
-MUTABLE_KEYS = ("data_dir", "download", "strategy", "logdir")
+# May change between a run and its resumption: where data lives, how many devices run it, and
+# how its steps are executed (XLA, steps per call, profiling), none of which changes the method.
+MUTABLE_KEYS = (
+    "data_dir", "download", "strategy", "logdir", "xla", "steps_per_call", "profile_step",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,14 @@ class RunConfig:
     data_dir: str | None = None
     download: bool = False
     strategy: str = "default"
+    sync_bn: bool = False  # mirrored: BN batch moments over all replicas
     deterministic: bool = False
+    # How steps run (docs/performance.md): XLA, mixed precision, steps per compiled call, and the
+    # step to trace for TensorBoard's profiler (0: none).
+    xla: bool = False
+    mixed_precision: bool = False
+    steps_per_call: int = 1
+    profile_step: int = 0
 
     def value(self, name: str) -> float | int | bool | str:
         return self.settings[name].value

@@ -12,4 +12,3 @@ class RunConfig(settings.RunConfig):
     wrn_width: int = 2
     bn_momentum: float = 0.999
     bn_epsilon: float = 1e-3
-    sync_bn: bool = False

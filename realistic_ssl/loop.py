@@ -11,9 +11,18 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from ns3l import precision
 from ns3l.checkpoints import RunCheckpoint
 from ns3l.results import RESULTS_FILE, read_results, write_results
-from ns3l.runs import compiled_step, error_rate, previous_history, run_record, start_run
+from ns3l.runs import (
+    compiled_predict,
+    compiled_steps,
+    error_rate,
+    previous_history,
+    run_record,
+    start_run,
+    train_calls,
+)
 from ns3l.settings import MUTABLE_KEYS
 from ns3l.summaries import ProgressPrinter, ScalarWriter
 from realistic_ssl.config import RunConfig
@@ -29,16 +38,18 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
     """Runs (or resumes) `config` to its last step, or for `stop_after` more steps; returns the
     results.json content. `stop_after` exists for tests that interrupt a run."""
     strategy = start_run(config)
+    policy = precision.policy_name(config.mixed_precision)
     data = prepare(
         config.dataset, config.value("n_labeled"), config.value("n_valid"), config.seed,
         data_dir=config.data_dir, download=config.download,
         unlabeled_includes_labeled=config.unlabeled_includes_labeled,
     )  # fmt: skip
-    with strategy.scope():
+    with strategy.scope(), precision.policy_scope(policy):
         trainer = build_trainer(config, data, strategy.num_replicas_in_sync)
     checkpoint = RunCheckpoint(
-        config.logdir, config.as_json(), mutable_keys=MUTABLE_KEYS, **trackables(trainer)
-    )
+        config.logdir, config.as_json() | {"precision": policy}, mutable_keys=MUTABLE_KEYS,
+        **trackables(trainer),
+    )  # fmt: skip
     start = checkpoint.restore_latest() or 0
     history = previous_history(config.logdir, start)
     supervised = config.method == "supervised"
@@ -46,29 +57,31 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
         data, config.value("batch_size"), config.seed, start, supervised,
         strategy.num_replicas_in_sync,
     )  # fmt: skip
-    step_fn = compiled_step(strategy, trainer.train_step)
-    predict = tf.function(lambda x: tf.argmax(trainer.wrn(x, training=False), axis=-1))
-    total = config.value("train_steps")
+    steps = compiled_steps(strategy, trainer.train_step)
+    predict = compiled_predict(trainer.wrn, data.train_images.shape[1:])
+    total, eval_every = config.value("train_steps"), config.value("eval_every")
     end = total if stop_after is None else min(total, start + stop_after)
     progress = ProgressPrinter(total, config.value("batch_size"), first_step=start)
     with ScalarWriter(config.logdir) as writer:
         iterator = iter(strategy.experimental_distribute_dataset(batches))
-        for step in range(start + 1, end + 1):
-            stats = step_fn(next(iterator))
+        calls = train_calls(steps, iterator, start, end, config, every=(LOG_EVERY, eval_every))
+        for step, stats in calls:
             progress.update(step, losses(stats), force=step == end)
             if step % LOG_EVERY == 0 or step == end:
                 writer.write(step, scalars(stats, config, step, trainer))
-            if step % config.value("eval_every") == 0 or step == total:
+            if step % eval_every == 0 or step == total:
                 history.append(evaluate(predict, data, step))
                 writer.write(step, {f"error/{k}": v for k, v in history[-1].items() if k != "step"})
                 progress.update(step, eval_error=history[-1]["valid_error"])
                 checkpoint.save(step)
-                write_results(config.logdir, results(config, data, step, history, total))
+                record = results(config, data, step, history, total)
+                write_results(config.logdir, record | {"precision": policy})
     return read_results(config.logdir) if (Path(config.logdir) / RESULTS_FILE).exists() else {}
 
 
 def build_trainer(config: RunConfig, data: PreparedData, replicas: int) -> RealisticSSLTrainer:
-    """The WRN (and, for `mt`, its EMA teacher) and the trainer, inside the strategy's scope."""
+    """The WRN (and, for `mt`, its EMA teacher) and the trainer, inside the strategy's scope and
+    the run's precision policy."""
 
     def wrn(seed: int) -> WideResNet:
         model = WideResNet(
@@ -91,7 +104,7 @@ def build_trainer(config: RunConfig, data: PreparedData, replicas: int) -> Reali
     hparams = {name: setting.value for name, setting in config.settings.items()}
     return RealisticSSLTrainer(
         student, tuple(config.method.split("+")), hparams, config.value("batch_size"),
-        seed=config.seed, teacher=teacher,
+        seed=config.seed, teacher=teacher, jit_compile=config.xla,
     )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 import keras
 import tensorflow as tf
 
+from ns3l import precision
 from ns3l.loss import negatives_below, ns3l_per_example
 from ns3l.types import Tensor
 from realistic_ssl.methods import mean_teacher, pi_model, pseudo_label, vat
@@ -19,7 +20,9 @@ from realistic_ssl.schedules import sigmoid_rampup, step_decay
 
 class RealisticSSLTrainer:
     """Owns the optimizer, the VAT random generator and (for `mt`) the teacher; `train_step` is
-    compiled once by the caller (train.py), directly or inside `strategy.run`."""
+    compiled once by the caller (loop.py), directly or inside `strategy.run`. With `jit_compile`
+    the whole step of one replica is compiled by XLA. Build it inside `precision.policy_scope`
+    under a float16 policy: the optimizer then scales the loss."""
 
     def __init__(
         self,
@@ -29,17 +32,25 @@ class RealisticSSLTrainer:
         global_batch: int,
         seed: int,
         teacher: keras.Model | None = None,
+        jit_compile: bool = False,
     ) -> None:
         self.wrn, self.teacher, self.terms, self.hp = wrn, teacher, terms, dict(hparams)
         self.global_batch = global_batch
         schedule = step_decay(hparams["lr"], hparams["lr_decay_steps"], hparams["lr_decay_rate"])
         # Adam as TF1/PyTorch: epsilon 1e-8, not Keras' 1e-7 (spec §3.2, §9.11).
-        self.optimizer = keras.optimizers.Adam(schedule, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+        adam = keras.optimizers.Adam(schedule, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+        self.optimizer = precision.with_loss_scaling(adam)
         self.optimizer.build(wrn.trainable_variables)
         self.rng = tf.random.Generator.from_seed(seed)  # VAT's random directions
+        self._step = tf.function(self.step, jit_compile=True) if jit_compile else self.step
 
     def train_step(self, x: Tensor, labels: Tensor) -> dict[str, Tensor]:
-        """x [B, H, W, C] preprocessed, pre-augmentation; labels [B], -1 on unlabeled rows."""
+        """One step; x [B, H, W, C] preprocessed, pre-augmentation; labels [B], -1 on unlabeled
+        rows. Returns this replica's share of each loss and the NS3L counts."""
+        return self._step(x, labels)
+
+    def step(self, x: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        """`train_step` as plain TensorFlow ops (what XLA compiles under `jit_compile`)."""
         is_unlabeled = labels < 0
         step = self.optimizer.iterations
         ramp = sigmoid_rampup(step, self.hp["warmup_steps"])
@@ -57,7 +68,8 @@ class RealisticSSLTrainer:
                 )
             total = tf.add_n(list(losses.values()))
         variables = self.wrn.trainable_variables
-        self.optimizer.apply(tape.gradient(total, variables), variables)
+        gradients = tape.gradient(precision.scaled(self.optimizer, total), variables)
+        self.optimizer.apply(gradients, variables)
         if "mt" in self.terms:
             decay = self.hp["mt_ema"]
             mean_teacher.update_teacher(self.teacher.trainable_variables, variables, decay)

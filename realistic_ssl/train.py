@@ -18,7 +18,7 @@ import sys
 
 from absl import flags
 
-from ns3l.cli import command_flags, run_command
+from ns3l.cli import command_flags, run_command, shared_options
 from ns3l.errors import UsageError
 from realistic_ssl import presets
 from realistic_ssl.config import RunConfig
@@ -79,10 +79,9 @@ def config_from_flags() -> RunConfig:
     logdir = FLAGS.logdir or f"runs/{FLAGS.dataset}.{FLAGS.seed}@{n_labeled}/{method}"
     return RunConfig(
         method=method, dataset=FLAGS.dataset, seed=FLAGS.seed, logdir=logdir, settings=settings,
-        data_dir=FLAGS.data_dir, download=FLAGS.download,
-        unlabeled_includes_labeled=FLAGS.unlabeled_includes_labeled, strategy=FLAGS.strategy,
-        wrn_depth=FLAGS.wrn_depth, wrn_width=FLAGS.wrn_width, bn_momentum=FLAGS.bn_momentum,
-        bn_epsilon=FLAGS.bn_epsilon, sync_bn=FLAGS.sync_bn, deterministic=FLAGS.deterministic,
+        unlabeled_includes_labeled=FLAGS.unlabeled_includes_labeled, wrn_depth=FLAGS.wrn_depth,
+        wrn_width=FLAGS.wrn_width, bn_momentum=FLAGS.bn_momentum, bn_epsilon=FLAGS.bn_epsilon,
+        **shared_options(FLAGS),
     )  # fmt: skip
 
 
