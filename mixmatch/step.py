@@ -68,9 +68,9 @@ class MixMatchTrainer:
             logits = self.interleaved_logits(mixed)  # [3b, K], aligned with `mixed`
             losses = self.losses(targets_mixed, logits, step)
             total = tf.add_n(list(losses.values()))
+            scaled_total = precision.scaled(self.optimizer, total)  # float16: × the loss scale
         variables = self.model.trainable_variables
-        gradients = tape.gradient(precision.scaled(self.optimizer, total), variables)
-        self.optimizer.apply(gradients, variables)
+        self.optimizer.apply(tape.gradient(scaled_total, variables), variables)
         mm.decay_kernels(self.kernels, self.hp["wd"] * self.hp["lr"])  # after the step (§3.4)
         mm.ema_update(self.ema_model.trainable_variables, variables, self.hp["ema"])
         stats = {"total": total, **losses}

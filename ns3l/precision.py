@@ -48,8 +48,9 @@ def with_loss_scaling(optimizer: keras.Optimizer) -> keras.Optimizer:
 
 
 def scaled(optimizer: keras.Optimizer, loss: Tensor) -> Tensor:
-    """The loss to differentiate: multiplied by the loss scale if `optimizer` has one (its
-    `apply` divides the gradients by the same scale), else unchanged."""
+    """The loss to differentiate, computed inside the gradient tape: multiplied by the loss
+    scale if `optimizer` has one (its `apply` divides the gradients by the same scale), else
+    unchanged."""
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         return optimizer.scale_loss(loss)
     return loss

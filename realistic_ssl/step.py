@@ -67,9 +67,9 @@ class RealisticSSLTrainer:
                     * self.batch_mean(penalty, where=is_unlabeled)
                 )
             total = tf.add_n(list(losses.values()))
+            scaled_total = precision.scaled(self.optimizer, total)  # float16: × the loss scale
         variables = self.wrn.trainable_variables
-        gradients = tape.gradient(precision.scaled(self.optimizer, total), variables)
-        self.optimizer.apply(gradients, variables)
+        self.optimizer.apply(tape.gradient(scaled_total, variables), variables)
         if "mt" in self.terms:
             decay = self.hp["mt_ema"]
             mean_teacher.update_teacher(self.teacher.trainable_variables, variables, decay)

@@ -66,6 +66,13 @@ def test_flags_use_the_original_names():
     assert "w_match                     75.0          spec §3.6 runs/table5.sh" in printed
 
 
+def test_execution_flags_reach_the_config():
+    config = config_for("--method=mixmatch", "--xla", "--mixed_precision", "--steps_per_call=4",
+                        "--profile_step=20")  # fmt: skip
+    assert (config.xla, config.mixed_precision, config.steps_per_call) == (True, True, 4)
+    assert config.profile_step == 20
+
+
 def test_bad_method_is_a_one_line_error_from_the_command_line():
     result = subprocess.run(
         [sys.executable, "-m", "mixmatch.train", "--method=fixmatch"],

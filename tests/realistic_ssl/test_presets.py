@@ -128,6 +128,17 @@ def test_flags_resolve_to_a_run_config():
     assert config.as_json()["ns3l_weight"] == 0.3
 
 
+def test_execution_flags_reach_the_config():
+    config = config_for("--method=ns3l", "--xla", "--mixed_precision", "--steps_per_call=10",
+                        "--profile_step=50", "--sync_bn")  # fmt: skip
+    assert (config.xla, config.mixed_precision, config.steps_per_call) == (True, True, 10)
+    assert (config.profile_step, config.sync_bn) == (50, True)
+    plain = config_for("--method=ns3l")
+    assert (plain.xla, plain.mixed_precision, plain.steps_per_call, plain.profile_step) == (
+        False, False, 1, 0,
+    )  # fmt: skip
+
+
 def test_bad_flags_are_one_line_errors():
     with pytest.raises(UsageError, match="--method is required"):
         config_for("--dataset=svhn")
@@ -135,6 +146,10 @@ def test_bad_flags_are_one_line_errors():
         config_for("--method=pi", "--wrn_depth=12")
     with pytest.raises(UsageError, match="--dataset='mnist' has no preset: give --n_labeled"):
         config_for("--method=pi", "--dataset=mnist")
+    with pytest.raises(UsageError, match="--steps_per_call=0: expected 1 or more"):
+        config_for("--method=pi", "--steps_per_call=0")
+    with pytest.raises(UsageError, match="--profile_step=-3: expected a step ≥ 1, or 0"):
+        config_for("--method=pi", "--profile_step=-3")
 
 
 def test_command_line_prints_one_line_and_exits_2():
