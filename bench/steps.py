@@ -1,7 +1,8 @@
 """Time of each method's real compiled train step, and of the input pipeline that feeds it.
 
     python -m bench.steps [--stack realistic_ssl|mixmatch] [--methods supervised,ns3l,...]
-        [--batch N] [--steps N] [--xla] [--mixed_precision] [--strategy default|mirrored]
+        [--batch N] [--steps N] [--xla] [--mixed_precision] [--steps_per_call N]
+        [--strategy default|mirrored]
         [--feed prefetched|pipeline] [--wrn_depth D] [--wrn_width W] [--filters F] [--repeat R]
         [--image_size S]
     python -m bench.steps --mode=pipeline [--batch N] [--steps N]
@@ -26,7 +27,7 @@ import os
 import resource
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
@@ -40,10 +41,11 @@ import realistic_ssl.loop
 from mixmatch import presets as mixmatch_presets
 from mixmatch.config import RunConfig as MixMatchConfig
 from mixmatch.wrn import default_scales
+from ns3l import precision
 from ns3l.augment import augment
 from ns3l.distribute import make_strategy
 from ns3l.errors import UsageError
-from ns3l.runs import compiled_step
+from ns3l.runs import compiled_step, compiled_steps
 from ns3l.splits import mixmatch_split, oliver_split
 from realistic_ssl import presets as oliver_presets
 from realistic_ssl.config import RunConfig as OliverConfig
@@ -111,13 +113,13 @@ def mixmatch_data(n: int, size: int, n_labeled: int) -> mixmatch.data.PreparedDa
 
 
 def prepare_oliver(
-    method: str, batch: int, network: Network, strategy: tf.distribute.Strategy
+    method: str, batch: int, network: Network, strategy: tf.distribute.Strategy, xla: bool
 ) -> Prepared:
     """realistic_ssl's trainer and batches for `method`, built as realistic_ssl.loop.train does."""
     settings = oliver_presets.resolve(method, "cifar10", {"batch_size": batch})
     config = OliverConfig(
         method=method, dataset="cifar10", seed=SEED, logdir="", settings=settings,
-        wrn_depth=network.wrn_depth, wrn_width=network.wrn_width,
+        wrn_depth=network.wrn_depth, wrn_width=network.wrn_width, xla=xla,
     )  # fmt: skip
     data = oliver_data(STEP_IMAGES, network.image_size, n_labeled=250, n_valid=250)
     replicas = strategy.num_replicas_in_sync
@@ -129,14 +131,14 @@ def prepare_oliver(
 
 
 def prepare_mixmatch(
-    method: str, batch: int, network: Network, strategy: tf.distribute.Strategy
+    method: str, batch: int, network: Network, strategy: tf.distribute.Strategy, xla: bool
 ) -> Prepared:
     """MixMatch's trainer and batches for `method`, built as mixmatch.loop.train does."""
     given = {"batch": batch, "filters": network.filters, "repeat": network.repeat,
              "scales": default_scales(network.image_size)}  # fmt: skip
     settings = mixmatch_presets.resolve(method, "cifar10", given)
     config = MixMatchConfig(method=method, dataset="cifar10", seed=SEED, logdir="",
-                            settings=settings)  # fmt: skip
+                            settings=settings, xla=xla)  # fmt: skip
     data = mixmatch_data(STEP_IMAGES, network.image_size, n_labeled=250)
     with strategy.scope():
         trainer = mixmatch.loop.build_trainer(config, data)
@@ -151,12 +153,6 @@ PARSE_METHOD = {
 }
 
 
-def mixed_policy() -> str:
-    """float16 on a GPU (tensor cores); bfloat16 on a CPU, the low-precision type its oneDNN
-    kernels support, which also needs no loss scaling."""
-    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
-
-
 def check_float32_logits(model: keras.Model, image_size: int) -> None:
     """The losses assume float32 logits; both stacks' classifiers promise them under any policy."""
     logits = model(tf.zeros((2, image_size, image_size, 3)), training=False)
@@ -164,12 +160,33 @@ def check_float32_logits(model: keras.Model, image_size: int) -> None:
         raise RuntimeError(f"{model.name} returns {logits.dtype.name} logits under a mixed policy")
 
 
-def step_timer(step: Callable, batches: Iterator, count: int, feed: str) -> Callable[[], float]:
-    """A function running the next of `count` steps and returning its milliseconds.
+def step_timer(
+    strategy: tf.distribute.Strategy,
+    train_step: Callable,
+    batches: tf.data.Dataset,
+    count: int,
+    options: argparse.Namespace,
+) -> Callable[[], float]:
+    """A function running the next of `count` timings and returning milliseconds per step.
 
-    `prefetched` reads every batch first, so only the step is timed; `pipeline` times
-    `step(next(batches))` as the loops run it, input included."""
-    queue = iter([next(batches) for _ in range(count)] if feed == "prefetched" else batches)
+    `prefetched` reads every batch first, so only the step is timed; `pipeline` times the step
+    as the loops call it, on the next batch of the distributed iterator, input included. With
+    `steps_per_call` > 1 one timing is one call of that many steps (always `pipeline`)."""
+    iterator = iter(strategy.experimental_distribute_dataset(batches))
+    per_call = options.steps_per_call
+    if per_call > 1:
+        steps = compiled_steps(strategy, train_step)
+
+        def run_calls() -> float:
+            start = time.perf_counter()
+            steps(iterator, per_call)["total"].numpy()
+            return (time.perf_counter() - start) * 1e3 / per_call
+
+        return run_calls
+    step = compiled_step(strategy, train_step)
+    queue = iter(
+        [next(iterator) for _ in range(count)] if options.feed == "prefetched" else iterator
+    )
 
     def run() -> float:
         start = time.perf_counter()
@@ -210,22 +227,17 @@ def start_method(
 ) -> Timed:
     """Builds `method` as its loop does, compiles its step and runs the warm-up steps."""
     keras.utils.set_random_seed(SEED)
-    policy = mixed_policy() if options.mixed_precision else "float32"
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(policy)  # read when the layers are created
-    try:
-        prepared = PREPARE[stack](method, batch, network, strategy)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
+    policy = precision.policy_name(options.mixed_precision)  # as the loops pick it
+    with precision.policy_scope(policy):  # read when the layers are created
+        prepared = PREPARE[stack](method, batch, network, strategy, options.xla)
     check_float32_logits(prepared.model, network.image_size)
-    # XLA compiles the per-replica step; the outer function keeps strategy.run and the reduction.
-    train_step = tf.function(prepared.step, jit_compile=True) if options.xla else prepared.step
-    step = compiled_step(strategy, train_step)
-    batches = iter(strategy.experimental_distribute_dataset(prepared.batches))
+    feed = "pipeline" if options.steps_per_call > 1 else options.feed
     record = {"stack": stack, "method": method, "network": network.name(stack), "batch": batch,
               "replicas": strategy.num_replicas_in_sync, "xla": options.xla, "policy": policy,
-              "feed": options.feed, "steps": options.steps}  # fmt: skip
-    run = step_timer(step, batches, options.warmup + 1 + options.steps, options.feed)
+              "feed": feed, "steps_per_call": options.steps_per_call,
+              "steps": options.steps}  # fmt: skip
+    count = options.warmup + 1 + options.steps
+    run = step_timer(strategy, prepared.step, prepared.batches, count, options)
     try:
         for _ in range(options.warmup):  # the first call traces and compiles
             run()
@@ -409,8 +421,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--steps", type=int, help="timed rounds of steps (default 15), or batches (1000)"
     )
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--xla", action="store_true", help="jit_compile the per-replica step")
-    parser.add_argument("--mixed_precision", action="store_true", help=mixed_policy.__doc__)
+    parser.add_argument("--xla", action="store_true", help="the stacks' --xla")
+    mixed = "the stacks' --mixed_precision: bfloat16 on a CPU, float16 on a GPU"
+    parser.add_argument("--mixed_precision", action="store_true", help=mixed)
+    parser.add_argument(
+        "--steps_per_call", type=int, default=1, help="the stacks' --steps_per_call"
+    )
     parser.add_argument("--strategy", choices=("default", "mirrored"), default="default")
     feeds = "time the step alone, or step(next(batches)) as the loops run it"
     parser.add_argument(

@@ -24,7 +24,8 @@ from realistic_ssl.config import RunConfig
 METHODS = ("supervised", "ns3l", "vat+ns3l")
 
 
-def demo_config(method: str, steps: int, seed: int, logdir: str) -> RunConfig:
+def demo_config(method: str, steps: int, seed: int, logdir: str, **options) -> RunConfig:
+    """The demo's run of `method`; `options` are RunConfig fields (xla, mixed_precision...)."""
     source = f"demo: the paper's schedule scaled to {steps} steps"
     schedule = {
         "train_steps": steps,
@@ -36,7 +37,7 @@ def demo_config(method: str, steps: int, seed: int, logdir: str) -> RunConfig:
     settings |= {name: presets.Setting(value, source) for name, value in schedule.items()}
     return RunConfig(
         method=method, dataset="digits", seed=seed, logdir=f"{logdir}/{method}",
-        settings=settings, wrn_depth=10, wrn_width=2, bn_momentum=0.99,
+        settings=settings, wrn_depth=10, wrn_width=2, bn_momentum=0.99, **options,
     )  # fmt: skip
 
 
@@ -45,12 +46,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--logdir", default="runs/demo")
+    parser.add_argument("--xla", action="store_true", help="XLA (slower on CPUs)")
+    parser.add_argument("--mixed_precision", action="store_true", help="bfloat16 on a CPU")
     args = parser.parse_args()
+    options = {"xla": args.xla, "mixed_precision": args.mixed_precision}
     from realistic_ssl.loop import train  # TensorFlow starts here
 
     rows = []
     for method in METHODS:
-        config = demo_config(method, args.steps, args.seed, args.logdir)
+        config = demo_config(method, args.steps, args.seed, args.logdir, **options)
         print(f"== {method}: {config.logdir}", flush=True)
         start = time.monotonic()
         metrics = train(config)["metrics"]

@@ -20,3 +20,14 @@ def test_a_tiny_benchmark_prints_one_record_per_method_baseline_first(capsys):
     # The record divides the unrounded medians; the printed ms are rounded, hence 2 %.
     assert records[1]["ratio"] == pytest.approx(ratio, rel=0.02)
     assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == records
+
+
+def test_mixmatch_under_xla_and_mixed_precision_several_steps_per_call():
+    tiny = ["--filters=4", "--repeat=1", "--image_size=8", "--batch=8", "--warmup=1"]
+    options = ["--xla", "--mixed_precision", "--steps_per_call=3", "--steps=2"]
+    records = steps.main(["--stack=mixmatch", *options, *tiny])
+    assert [r["method"] for r in records] == ["mixmatch", "mixmatch+ns3l"]
+    for record in records:  # every method compiles under XLA: no "error" key, a time
+        assert "error" not in record and record["ms_median"] > 0
+        assert record["policy"] == "mixed_bfloat16" and record["xla"]
+        assert (record["steps_per_call"], record["feed"]) == (3, "pipeline")
