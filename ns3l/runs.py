@@ -50,7 +50,11 @@ def compiled_steps(
             stats = _on_replicas(strategy, train_step, next(iterator))
         return stats
 
-    return lambda iterator, count=1: steps(iterator, tf.constant(count, tf.int32))
+    def run(iterator: Iterator, count: int = 1) -> dict[str, Tensor]:
+        return steps(iterator, tf.constant(count, tf.int32))
+
+    run.function = steps  # the tf.function itself, e.g. for its tracing count
+    return run
 
 
 def _on_replicas(

@@ -73,11 +73,7 @@ def test_one_trace_for_any_count_and_any_evaluation_batch():
     iterator = batches(tf.distribute.get_strategy())
     for count in (1, 3, 2):
         steps(iterator, count)
-    tf_functions = [cell.cell_contents for cell in steps.__closure__]
-    traced = next(
-        f for f in tf_functions if isinstance(f, tf.types.experimental.PolymorphicFunction)
-    )
-    assert traced.experimental_get_tracing_count() == 1
+    assert steps.function.experimental_get_tracing_count() == 1
 
     model = tf.keras.layers.Lambda(lambda x: tf.reduce_sum(x, axis=[1, 2]))
     predict = compiled_predict(model, (2, 2, 3))
