@@ -12,6 +12,11 @@ MUTABLE_KEYS = (
 )  # fmt: skip
 
 
+# Recorded in config.json by the loops, not given by a flag: the precision policy in effect
+# (float32, or the mixed policy --mixed_precision picks for the machine's devices).
+DERIVED_KEYS = ("precision",)
+
+
 @dataclass(frozen=True)
 class Setting:
     """One value and its source: a paper or spec section, "assumed: ...", or "flag"."""

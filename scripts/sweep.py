@@ -29,7 +29,7 @@ from pathlib import Path
 from absl import flags
 
 from ns3l.errors import UsageError
-from ns3l.settings import MUTABLE_KEYS, RunConfig
+from ns3l.settings import DERIVED_KEYS, MUTABLE_KEYS, RunConfig
 from scripts import scheduler
 from scripts.tables import MIXMATCH, REALISTIC, TABLES, Cell, Table, preset_values
 
@@ -74,8 +74,10 @@ def command(
     scale: float = 1.0,
     data_dir: str | None = None,
     python: str = sys.executable,
+    execution: Sequence[str] = (),
 ) -> tuple[str, ...]:
-    """The training command of `cell` at `seed`: identity flags, then the table's own values."""
+    """The training command of `cell` at `seed`: identity flags, then the table's own values,
+    then `execution` flags (`--xla`, `--mixed_precision`)."""
     argv = [
         python, "-m", f"{cell.stack}.train", f"--method={cell.method}",
         f"--dataset={cell.dataset}", f"--n_labeled={cell.n_labeled}", f"--seed={seed}",
@@ -86,7 +88,7 @@ def command(
     flags = dict(table.flags.get(cell.stack, {})) | dict(cell.grid)
     if scale != 1:
         flags |= scaled_schedule(cell, flags, scale)
-    return (*argv, *(f"--{name}={value}" for name, value in flags.items()))
+    return (*argv, *(f"--{name}={value}" for name, value in flags.items()), *execution)
 
 
 def plan(
@@ -96,13 +98,14 @@ def plan(
     data_dir: str | None = None,
     seeds: Sequence[int] | None = None,
     python: str = sys.executable,
+    execution: Sequence[str] = (),
 ) -> list[Run]:
     """Every run of `table`, seed by seed: a partial sweep has whole tables of its first seeds."""
     runs = []
     for seed in seeds or table.seeds:
         for cell in table.cells:
             logdir = root / cell.path / f"seed{seed}"
-            argv = command(cell, seed, logdir, table, scale, data_dir, python)
+            argv = command(cell, seed, logdir, table, scale, data_dir, python, execution)
             runs.append(Run(cell, seed, logdir, argv))
     return runs
 
@@ -121,8 +124,11 @@ def resolved_config(argv: Sequence[str]) -> RunConfig:
 
 
 def comparable(config: dict) -> dict:
-    """A configuration without the keys a resumed run may change, through JSON and back."""
-    return {k: v for k, v in json.loads(json.dumps(config)).items() if k not in MUTABLE_KEYS}
+    """A configuration without the keys a resumed run may change, and without those the loop
+    derives (a command's own `--mixed_precision` stands for its precision), through JSON and
+    back."""
+    ignored = {*MUTABLE_KEYS, *DERIVED_KEYS}
+    return {k: v for k, v in json.loads(json.dumps(config)).items() if k not in ignored}
 
 
 def status(run: Run) -> tuple[str, str]:
@@ -159,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     table = TABLES[args.table]
     root = Path(args.results or table.default_root)
-    runs = plan(table, root, args.scale, args.data_dir, args.seeds)
+    execution = [f"--{name}" for name in ("xla", "mixed_precision") if getattr(args, name)]
+    runs = plan(table, root, args.scale, args.data_dir, args.seeds, execution=execution)
     try:
         states = [status(run) for run in runs]
     except (UsageError, flags.Error) as error:  # a command its train.py would refuse
@@ -229,9 +236,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--data_dir", default=env.get("DATA_DIR"), help="TFDS data directory ($DATA_DIR)"
     )
+    parser.add_argument(
+        "--xla", action="store_true", default=_yes(env.get("XLA")),
+        help="every run with --xla ($XLA=1; for GPUs, docs/performance.md)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--mixed_precision", action="store_true", default=_yes(env.get("MIXED_PRECISION")),
+        help="every run with --mixed_precision ($MIXED_PRECISION=1; float16 on GPUs)",
+    )  # fmt: skip
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run none")
     parser.add_argument("--report", action="store_true", help="print the report afterwards")
     return parser.parse_args(argv)
+
+
+def _yes(text: str | None) -> bool:
+    return (text or "").lower() in ("1", "yes", "true")
 
 
 def _scale(text: str) -> float:

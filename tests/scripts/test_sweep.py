@@ -17,7 +17,8 @@ IDENTITY_FLAGS = ("--method", "--dataset", "--n_labeled", "--seed", "--logdir")
 
 
 def flags(argv) -> dict[str, str]:
-    return dict(arg[2:].split("=", 1) for arg in argv if arg.startswith("--"))
+    """--name=value as {name: value}; a bare --name as {name: ""}."""
+    return dict((arg[2:].split("=", 1) + [""])[:2] for arg in argv if arg.startswith("--"))
 
 
 def runs_of(table: str, root: Path = Path("R"), **options) -> list[sweep.Run]:
@@ -146,10 +147,11 @@ def test_mini_table_flags_and_scale_on_top_of_them():
 
 
 def write_results(run: sweep.Run, finished: bool, step: int, **config_changes) -> None:
-    """What the train command writes: its resolved config (as a first start records it)."""
+    """What the train command writes: its resolved config, and in config.json the precision
+    policy the loop derives (as a first start records it)."""
     config = sweep.resolved_config(run.argv).as_json() | config_changes
     run.logdir.mkdir(parents=True)
-    (run.logdir / "config.json").write_text(json.dumps(config))
+    (run.logdir / "config.json").write_text(json.dumps(config | {"precision": "float32"}))
     record = {"config": config, "finished": finished, "step": step}
     (run.logdir / "results.json").write_text(json.dumps(record))
 
@@ -191,16 +193,28 @@ def test_options_from_the_environment(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("SCALE", "0.5")
     monkeypatch.setenv("GPUS", "none")
     monkeypatch.setenv("SEEDS", "2,4")
+    monkeypatch.setenv("MIXED_PRECISION", "1")
     assert sweep.main(["table5", "--dry-run"]) == 0
     out = capsys.readouterr().out
     commands = [flags(shlex.split(line)) for line in out.splitlines() if line.startswith("/")]
     assert len(commands) == 2 * 2
     assert {c["seed"] for c in commands} == {"2", "4"}
     assert {c["train_kimg"] for c in commands} == {"8192"}  # STL-10's 16,384 kimg, halved
+    assert all(c["mixed_precision"] == "" for c in commands)
     assert all(c["logdir"].startswith(str(tmp_path)) for c in commands)
     assert "CPU, one run at a time" in out
     with pytest.raises(SystemExit):
         sweep.parse_args(["table1", "--scale", "2"])
+
+
+def test_execution_flags_reach_every_command_and_a_precision_change_is_a_conflict(tmp_path):
+    runs = sweep.plan(TABLES["table4"], tmp_path, execution=["--xla", "--mixed_precision"])
+    assert all(run.argv[-2:] == ("--xla", "--mixed_precision") for run in runs)
+    write_results(sweep.plan(TABLES["table4"], tmp_path)[0], finished=False, step=1024)
+    state, why = sweep.status(runs[0])  # started without either flag
+    assert state == "conflict" and "mixed_precision=False (this sweep: True)" in why
+    xla_only = sweep.plan(TABLES["table4"], tmp_path, execution=["--xla"])
+    assert sweep.status(xla_only[0]) == ("resume", "at step 1024")  # XLA may change
 
 
 def test_shell_script_dry_run(tmp_path):
