@@ -55,8 +55,14 @@ class RunConfig:
         return record | {name: s.value for name, s in self.settings.items()}
 
 
+EXECUTION = ("strategy", "sync_bn", "deterministic", "xla", "mixed_precision", "steps_per_call",
+             "profile_step")  # fmt: skip
+
+
 def format_config(config: RunConfig) -> str:
-    """`--print_config`: the run's identity, then one line per setting: name, value, source."""
+    """`--print_config`: the run's identity, how its steps execute, then one line per setting:
+    name, value, source."""
     lines = [f"{k:<28}{getattr(config, k)}" for k in ("method", "dataset", "seed", "logdir")]
+    lines.append(f"{'execution':<28}" + " ".join(f"{k}={getattr(config, k)}" for k in EXECUTION))
     lines += [f"{k:<28}{s.value!s:<14}{s.source}" for k, s in sorted(config.settings.items())]
     return "\n".join(lines)

@@ -133,6 +133,10 @@ def test_execution_flags_reach_the_config():
                         "--profile_step=50", "--sync_bn")  # fmt: skip
     assert (config.xla, config.mixed_precision, config.steps_per_call) == (True, True, 10)
     assert (config.profile_step, config.sync_bn) == (50, True)
+    assert (
+        "execution                   strategy=default sync_bn=True deterministic=False xla=True "
+        "mixed_precision=True steps_per_call=10 profile_step=50"
+    ) in format_config(config)
     plain = config_for("--method=ns3l")
     assert (plain.xla, plain.mixed_precision, plain.steps_per_call, plain.profile_step) == (
         False, False, 1, 0,
