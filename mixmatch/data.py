@@ -12,7 +12,7 @@ import tensorflow as tf
 from ns3l.augment import Augmentation
 from ns3l.datasets import load_dataset, svhn_digit_to_mixmatch
 from ns3l.splits import Split, mixmatch_split
-from ns3l.streams import index_batches
+from ns3l.streams import index_batches, without_autotune_thread
 
 # spec §1.6: flip first, then reflect-pad and crop. Digits (16 px, not mirror-symmetric) and
 # data sets outside the paper are our choices, listed in docs/mixmatch.md.
@@ -101,4 +101,5 @@ def train_batches(
         index_batches(len(data.split.labeled), batch, 2 * seed, start_step),
         index_batches(len(data.split.unlabeled), batch, 2 * seed + 1, start_step),
     )
-    return streams.map(rows, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    batches = streams.map(rows, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return without_autotune_thread(batches)

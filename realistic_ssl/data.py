@@ -13,7 +13,7 @@ import tensorflow as tf
 from ns3l.datasets import load_dataset, resolve_data_dir
 from ns3l.errors import UsageError
 from ns3l.splits import Split, oliver_split
-from ns3l.streams import index_batches
+from ns3l.streams import index_batches, without_autotune_thread
 from realistic_ssl.preprocess import preprocess
 
 
@@ -83,7 +83,7 @@ def train_batches(
             lambda i: tf.gather(labeled, i)
         )
         batches = rows.map(lambda r: (tf.gather(images, r), tf.gather(labels, r)))
-        return batches.prefetch(tf.data.AUTOTUNE)
+        return without_autotune_thread(batches.prefetch(tf.data.AUTOTUNE))
     unlabeled = tf.constant(data.split.unlabeled)
     half = batch_size // 2
 
@@ -97,7 +97,8 @@ def train_batches(
         index_batches(len(labeled), half, 2 * seed, start_step),
         index_batches(len(data.split.unlabeled), half, 2 * seed + 1, start_step),
     )
-    return streams.map(batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    batches = streams.map(batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return without_autotune_thread(batches)
 
 
 def _per_replica_halves(first: tf.Tensor, second: tf.Tensor, replicas: int) -> tf.Tensor:

@@ -50,3 +50,20 @@ def test_seeds_differ_and_calls_repeat():
 def test_bad_arguments_are_one_line():
     with pytest.raises(UsageError, match="n=10, batch_size=0, start_step=0: expected n > 0"):
         index_batches(10, 0, seed=1)
+
+
+def test_both_stacks_training_streams_run_without_the_autotune_thread():
+    """Its thread held a finished run's process for up to a minute (streams.py)."""
+    import mixmatch.data
+    import realistic_ssl.data
+
+    oliver = realistic_ssl.data.prepare("digits", n_labeled=50, n_valid=200, seed=1)
+    mix = mixmatch.data.prepare("digits", n_labeled=50, n_valid=1, seed=1)
+    streams = [
+        realistic_ssl.data.train_batches(oliver, 100, seed=1),
+        realistic_ssl.data.train_batches(oliver, 100, seed=1, supervised=True),
+        mixmatch.data.train_batches(mix, 64, seed=1),
+    ]
+    assert [stream.options().autotune.enabled for stream in streams] == [False] * 3
+    first = next(iter(streams[0]))  # and the stream still yields its batches
+    assert first[0].shape == (100, 16, 16, 3)
