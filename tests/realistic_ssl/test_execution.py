@@ -121,3 +121,18 @@ def test_a_mixed_precision_run_records_its_policy_and_resumes_only_with_it(tmp_p
         train(tiny_config("ns3l", tmp_path))
     resumed = train(tiny_config("ns3l", tmp_path, mixed_precision=True, xla=True))
     assert resumed["finished"] and resumed["config"]["xla"]  # XLA may change on resumption
+
+
+@pytest.mark.parametrize("strategy", ["default", "mirrored"])
+def test_a_float16_run_scales_its_loss(tmp_path, monkeypatch, strategy):
+    """What --mixed_precision does on a GPU, forced here on the CPU (float16 kernels exist)."""
+    monkeypatch.setattr(precision, "policy_name", lambda mixed: "mixed_float16")
+    config = tiny_config("vat+ns3l", tmp_path, steps=2, mixed_precision=True, strategy=strategy)
+    result = train(config)
+    assert result["finished"] and result["precision"] == "mixed_float16"
+    assert np.isfinite(result["history"][-1]["test_error"])
+    saved = checkpoint_values(tmp_path)
+    scale = saved["optimizer/dynamic_scale/.ATTRIBUTES/VARIABLE_VALUE"]  # checkpointed with the run
+    applied = saved["optimizer/inner_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]
+    skipped = np.log2(2.0**15 / scale)  # each overflowing step halves the scale from 2^15
+    assert applied + skipped == 2 and applied >= 1  # every step applied, or skipped and counted
