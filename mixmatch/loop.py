@@ -23,6 +23,7 @@ from ns3l.runs import (
     compiled_steps,
     error_rate,
     previous_history,
+    recorded_config,
     run_record,
     start_run,
     train_calls,
@@ -38,15 +39,14 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
     """Runs (or resumes) `config` to its last iteration, or for `stop_after` more; returns the
     results.json content."""
     strategy = start_run(config)
-    policy = precision.policy_name(config.mixed_precision)
     data = prepare(
         config.dataset, config.value("n_labeled"), config.value("n_valid"), config.seed,
         data_dir=config.data_dir, download=config.download,
     )  # fmt: skip
-    with strategy.scope(), precision.policy_scope(policy):
+    with strategy.scope(), precision.policy_scope(precision.policy_name(config.mixed_precision)):
         trainer = build_trainer(config, data)
     checkpoint = RunCheckpoint(
-        config.logdir, config.as_json() | {"precision": policy}, mutable_keys=MUTABLE_KEYS,
+        config.logdir, recorded_config(config), mutable_keys=MUTABLE_KEYS,
         model=trainer.model, ema_model=trainer.ema_model, optimizer=trainer.optimizer,
         rng=trainer.rng,
     )  # fmt: skip
@@ -73,8 +73,7 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
                 writer.write(step, {k: v for k, v in history[-1].items() if k != "step"})
                 progress.update(step, eval_error=history[-1]["test_error"])
                 checkpoint.save(step)
-                record = results(config, data, step, history)
-                write_results(config.logdir, record | {"precision": policy})
+                write_results(config.logdir, results(config, data, step, history))
     return read_results(config.logdir) if (Path(config.logdir) / RESULTS_FILE).exists() else {}
 
 

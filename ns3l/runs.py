@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ns3l import precision
 from ns3l.distribute import make_strategy
 from ns3l.results import RESULTS_FILE, read_results
 from ns3l.settings import RunConfig
@@ -139,6 +140,12 @@ def error_rate(
     return 100.0 * float(np.mean(np.concatenate(predictions) != labels))
 
 
+def recorded_config(config: RunConfig) -> dict:
+    """What config.json records of a run: its configuration and the precision policy derived from
+    `--mixed_precision` and the devices (a resumption must run under the same one)."""
+    return config.as_json() | {"precision": precision.policy_name(config.mixed_precision)}
+
+
 def previous_history(logdir: str, restored_step: int) -> list[dict]:
     """The evaluations a resumed run already made, up to the step of its checkpoint."""
     if not restored_step or not (tf.io.gfile.exists(f"{logdir}/{RESULTS_FILE}")):
@@ -156,7 +163,8 @@ def run_record(
     history: list[dict],
 ) -> dict:
     """The results.json content every run writes (docs/runs.md): what ran, with the source of
-    each value, how far it got, the stack's headline metrics and the evaluation history."""
+    each value, how far it got, the stack's headline metrics, the evaluation history and the
+    precision policy in effect."""
     return {
         "stack": stack,
         "config": config.as_json(),
@@ -169,4 +177,5 @@ def run_record(
         "finished": finished,
         "metrics": metrics,
         "history": history,
+        "precision": precision.policy_name(config.mixed_precision),
     }

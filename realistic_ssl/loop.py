@@ -19,6 +19,7 @@ from ns3l.runs import (
     compiled_steps,
     error_rate,
     previous_history,
+    recorded_config,
     run_record,
     start_run,
     train_calls,
@@ -38,16 +39,15 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
     """Runs (or resumes) `config` to its last step, or for `stop_after` more steps; returns the
     results.json content. `stop_after` exists for tests that interrupt a run."""
     strategy = start_run(config)
-    policy = precision.policy_name(config.mixed_precision)
     data = prepare(
         config.dataset, config.value("n_labeled"), config.value("n_valid"), config.seed,
         data_dir=config.data_dir, download=config.download,
         unlabeled_includes_labeled=config.unlabeled_includes_labeled,
     )  # fmt: skip
-    with strategy.scope(), precision.policy_scope(policy):
+    with strategy.scope(), precision.policy_scope(precision.policy_name(config.mixed_precision)):
         trainer = build_trainer(config, data, strategy.num_replicas_in_sync)
     checkpoint = RunCheckpoint(
-        config.logdir, config.as_json() | {"precision": policy}, mutable_keys=MUTABLE_KEYS,
+        config.logdir, recorded_config(config), mutable_keys=MUTABLE_KEYS,
         **trackables(trainer),
     )  # fmt: skip
     start = checkpoint.restore_latest() or 0
@@ -74,8 +74,7 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
                 writer.write(step, {f"error/{k}": v for k, v in history[-1].items() if k != "step"})
                 progress.update(step, eval_error=history[-1]["valid_error"])
                 checkpoint.save(step)
-                record = results(config, data, step, history, total)
-                write_results(config.logdir, record | {"precision": policy})
+                write_results(config.logdir, results(config, data, step, history, total))
     return read_results(config.logdir) if (Path(config.logdir) / RESULTS_FILE).exists() else {}
 
 
