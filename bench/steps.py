@@ -46,7 +46,7 @@ from ns3l.augment import augment
 from ns3l.distribute import make_strategy
 from ns3l.errors import UsageError
 from ns3l.runs import compiled_step, compiled_steps
-from ns3l.splits import mixmatch_split, oliver_split
+from ns3l.splits import mixmatch_split, oliver_pt_split
 from realistic_ssl import presets as oliver_presets
 from realistic_ssl.config import RunConfig as OliverConfig
 from realistic_ssl.wrn import CIFAR_AUGMENTATION
@@ -100,7 +100,7 @@ def oliver_data(n: int, size: int, n_labeled: int, n_valid: int) -> realistic_ss
     """Preprocessed-like float32 images (zero mean, unit scale) with balanced labels."""
     images = np.random.default_rng(SEED).standard_normal((n, size, size, 3), np.float32)
     labels = synthetic_labels(n)
-    split = oliver_split(labels, CLASSES, n_labeled, n_valid, SEED)
+    split = oliver_pt_split(labels, CLASSES, n_labeled, n_valid, SEED)
     return realistic_ssl.data.PreparedData(images, labels, images[:1], labels[:1], split, CLASSES)
 
 

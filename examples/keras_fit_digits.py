@@ -30,7 +30,7 @@ import tensorflow as tf
 
 import ns3l
 from ns3l.datasets import load_digits
-from ns3l.splits import oliver_split
+from ns3l.splits import oliver_pt_split
 
 
 def cnn() -> keras.Model:
@@ -75,7 +75,7 @@ def batches(images, labels, split, seed: int) -> tf.data.Dataset:
 
 def train_and_test(args: argparse.Namespace, seed: int, with_ns3l: bool) -> float:
     data = load_digits(size=16, channels=1)
-    split = oliver_split(data.train_labels, 10, args.n_labeled, n_valid=0, seed=seed)
+    split = oliver_pt_split(data.train_labels, 10, args.n_labeled, n_valid=0, seed=seed)
     keras.utils.set_random_seed(seed)  # same initial weights and augmentation for both runs
     model = build_model(with_ns3l, args.weight, args.threshold, args.two_views)
     model.compile(

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from ns3l.augment import Augmentation
 from ns3l.datasets import load_dataset, svhn_digit_to_mixmatch
+from ns3l.seeds import stream_key
 from ns3l.splits import Split, mixmatch_split
 from ns3l.streams import index_batches, without_autotune_thread
 
@@ -98,8 +99,8 @@ def train_batches(
         return x, tf.gather(labels, rows_l), u
 
     streams = tf.data.Dataset.zip(
-        index_batches(len(data.split.labeled), batch, 2 * seed, start_step),
-        index_batches(len(data.split.unlabeled), batch, 2 * seed + 1, start_step),
+        index_batches(len(labeled), batch, stream_key(seed, "labeled_order"), start_step),
+        index_batches(len(unlabeled), batch, stream_key(seed, "unlabeled_order"), start_step),
     )
     batches = streams.map(rows, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
     return without_autotune_thread(batches)

@@ -48,7 +48,7 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
     checkpoint = RunCheckpoint(
         config.logdir, recorded_config(config), mutable_keys=MUTABLE_KEYS,
         model=trainer.model, ema_model=trainer.ema_model, optimizer=trainer.optimizer,
-        rng=trainer.rng,
+        augment_rng=trainer.augment_rng, mixup_rng=trainer.mixup_rng,
     )  # fmt: skip
     start = checkpoint.restore_latest() or 0
     history = previous_history(config.logdir, start)

@@ -10,14 +10,15 @@ import keras
 import tensorflow as tf
 
 from mixmatch import mixmatch as mm
-from ns3l import precision
+from ns3l import precision, seeds
 from ns3l.augment import Augmentation, augment
 from ns3l.loss import negatives_below, ns3l_per_example
 from ns3l.types import Tensor
 
 
 class MixMatchTrainer:
-    """Owns the optimizer, the EMA model and the random generator (augmentation and MixUp);
+    """Owns the optimizer, the EMA model and the random generators of the augmentation and
+    MixUp (streams "augment" and "mixup");
     `train_step` is compiled once by the caller, directly or inside `strategy.run`. With
     `jit_compile` XLA compiles all of the step but the Beta draw of MixUp (see `train_step`).
     Build it inside `precision.policy_scope` under a float16 policy: the optimizer then scales
@@ -39,7 +40,8 @@ class MixMatchTrainer:
             keras.optimizers.Adam(hparams["lr"], epsilon=1e-8)
         )
         self.optimizer.build(model.trainable_variables)
-        self.rng = tf.random.Generator.from_seed(seed)
+        self.augment_rng = seeds.generator(seed, "augment")
+        self.mixup_rng = seeds.generator(seed, "mixup")
         self.kernels = mm.kernel_variables(model)
         self.replicas = tf.distribute.get_strategy().num_replicas_in_sync  # built in scope()
         self._step = tf.function(self.step, jit_compile=True) if jit_compile else self.step
@@ -50,7 +52,7 @@ class MixMatchTrainer:
         # MixUp's λ first, outside XLA: Beta(α, α) is drawn through tf.random.stateless_gamma,
         # which XLA has no kernel for (StatelessRandomGammaV3).
         rows = 3 * tf.shape(x)[0]  # X, U1, U2
-        lam, permutation = mm.mixup_parameters(rows, self.hp["mixup_alpha"], self.rng)
+        lam, permutation = mm.mixup_parameters(rows, self.hp["mixup_alpha"], self.mixup_rng)
         return self._step(x, labels, u, lam, permutation)
 
     def step(
@@ -58,8 +60,8 @@ class MixMatchTrainer:
     ) -> dict[str, Tensor]:
         """The iteration given MixUp's λ' [3b] and permutation [3b] (what XLA compiles)."""
         step = self.optimizer.iterations
-        x_aug = augment(x, self.augmentation, self.rng)  # one view per labeled image
-        u1, u2 = (augment(u, self.augmentation, self.rng) for _ in range(2))  # two views
+        x_aug = augment(x, self.augmentation, self.augment_rng)  # one view per labeled image
+        u1, u2 = (augment(u, self.augmentation, self.augment_rng) for _ in range(2))  # two views
         q = mm.guess_labels(self.model, u1, u2, self.hp["sharpen_temperature"])  # [b, K]
         pool = tf.concat([x_aug, u1, u2], axis=0)  # [3b, ...]: X, U1, U2 in this order
         targets = tf.concat([tf.one_hot(labels, tf.shape(q)[1]), q, q], axis=0)

@@ -14,6 +14,7 @@ import math
 import keras
 import tensorflow as tf
 
+from ns3l import seeds
 from ns3l.layers import BatchNorm
 from ns3l.types import Tensor
 
@@ -85,8 +86,8 @@ class ResNet(keras.Model):
     0.1, mean over H and W → dense (spec §2.1).
 
     x [B, H, W, C] -> logits [B, num_classes] float32, also under a mixed policy. 1,469,642
-    trainable parameters at 10 classes and the defaults; 5,933,770 at scales=4 (STL-10). `seed`
-    seeds the initial weights."""
+    trainable parameters at 10 classes and the defaults; 5,933,770 at scales=4 (STL-10). The
+    initial weights are the run `seed`'s stream "init" (`ns3l.seeds`)."""
 
     def __init__(
         self,
@@ -102,7 +103,7 @@ class ResNet(keras.Model):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        init_seed = keras.random.SeedGenerator(seed)  # a fresh draw per layer, reproducible
+        init_seed = seeds.seed_generator(seed, "init")  # a fresh draw per layer, reproducible
         # synchronized_bn: batch moments over all replicas' rows (ns3l.layers.BatchNorm).
         bn_options = {
             "momentum": bn_momentum,

@@ -13,13 +13,13 @@ from ns3l.settings import RunConfig, format_config
 
 def command_flags() -> tuple[flags.FlagValues, SimpleNamespace]:
     """A command's own flags, with the ones both training commands take already defined, and
-    `define.string/integer/float/bool` bound to them. Not absl's global FLAGS: the two stacks'
+    `define.string/integer/float/bool/enum` bound to them. Not absl's global FLAGS: the two stacks'
     commands share flag names and must be importable in one process (the tests)."""
     values = flags.FlagValues()
     define = SimpleNamespace(
         **{
             kind: functools.partial(getattr(flags, f"DEFINE_{kind}"), flag_values=values)
-            for kind in ("string", "integer", "float", "bool")
+            for kind in ("string", "integer", "float", "bool", "enum")
         }
     )
     define.string("data_dir", None, "TFDS data directory (default $TFDS_DATA_DIR)")

@@ -11,7 +11,11 @@ class BatchNorm(keras.layers.Layer):
 
     Training mode normalises with the batch moments over all other axes, and updates the moving
     averages (m ← m - (1 - momentum)·(m - batch)) only if `update_bn_stats`; inference uses the
-    moving averages. [TF]: momentum 0.999, epsilon 1e-3; [PT] parity: 0.9, 1e-5 (spec §2)."""
+    moving averages. [TF]: momentum 0.999, epsilon 1e-3; [PT] parity: 0.9, 1e-5 (spec §2).
+
+    Like every original (TF1's fused kernel, PyTorch's BatchNorm2d), the batch normalises with
+    its biased variance but feeds the unbiased one, × n/(n - 1) for n values per channel, into
+    the moving variance: 3.2 % more at 32 values per channel, 0.016 % at 100 images of 8x8."""
 
     def __init__(
         self,
@@ -39,11 +43,12 @@ class BatchNorm(keras.layers.Layer):
     def call(self, x: Tensor, training: bool = False, update_bn_stats: bool = True) -> Tensor:
         x32 = tf.cast(x, tf.float32)  # moments in float32 also under mixed precision
         if training:
-            mean, variance = self.batch_moments(x32)
+            mean, variance, count = self.batch_moments(x32)
             if update_bn_stats:
                 decay = 1.0 - self.momentum
+                unbiased = variance * count / tf.maximum(count - 1.0, 1.0)
                 self.moving_mean.assign_sub(decay * (self.moving_mean - mean))
-                self.moving_variance.assign_sub(decay * (self.moving_variance - variance))
+                self.moving_variance.assign_sub(decay * (self.moving_variance - unbiased))
         else:
             mean, variance = self.moving_mean.value, self.moving_variance.value
         normalized = tf.nn.batch_normalization(
@@ -51,16 +56,16 @@ class BatchNorm(keras.layers.Layer):
         )
         return tf.cast(normalized, self.compute_dtype)
 
-    def batch_moments(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and biased variance per channel, over this replica or, if `synchronized`, over
-        all replicas' batches. The moving variance is fed the biased one too, like Keras; TF1's
-        fused kernel may scale it by n/(n-1), under 0.02% at 100x8x8 positions."""
+    def batch_moments(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Mean and biased variance per channel, and the number n of values each is taken over
+        (float32), over this replica or, if `synchronized`, over all replicas' batches."""
         axes = list(range(len(x.shape) - 1))
+        count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), tf.float32)
         context = tf.distribute.get_replica_context()
         if not self.synchronized or context is None or context.num_replicas_in_sync == 1:
-            return tf.nn.moments(x, axes)
-        count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), tf.float32)
+            return (*tf.nn.moments(x, axes), count)
         sums = [tf.reduce_sum(x, axes), tf.reduce_sum(tf.square(x), axes), count]
         total, total_squares, total_count = context.all_reduce("sum", sums)
         mean = total / total_count
-        return mean, tf.maximum(total_squares / total_count - tf.square(mean), 0.0)
+        variance = tf.maximum(total_squares / total_count - tf.square(mean), 0.0)
+        return mean, variance, total_count

@@ -9,6 +9,13 @@ computes, per row i of a batch of B,
 where N_i, the negative classes of row i, are the classes whose target probability is below the
 threshold T (Algorithm 1, line 4), or P classes drawn uniformly (Sec. 3.1). Only `keras.ops` and
 `keras.random` are used, so the module runs on any Keras backend.
+
+Two numerics (`numerics=`, docs/ns3l.md): "reference" is the released ns3l.py's float32 formula,
+softmax, 1 - Σ, clamp at 1e-8: near saturation the subtraction cancels, so rows whose exact loss
+is below the cap reach the clamp and get no gradient. "stable" computes -log Σ_{k ∉ N} p_k as a
+difference of log-sum-exps, within 1e-6 of float64, and keeps their gradient. The training stacks
+use "reference" (the protocol of the paper's numbers); the Keras loss and layer default to
+"stable".
 """
 
 import math
@@ -26,6 +33,7 @@ MAX_ROW_LOSS = -math.log(CLAMP_MIN)  # 18.42
 # keeps a row whose classes are all negative finite (then capped, with zero gradient, not NaN).
 _EXCLUDED_LOGIT = -1e30
 NEGATIVE_SAMPLING = ("threshold", "random")
+NUMERICS = ("stable", "reference")
 
 
 def negatives_below(targets: Tensor, threshold: float) -> Tensor:
@@ -52,19 +60,24 @@ def random_negatives(
     return ops.greater_equal(scores, kth_largest)
 
 
-def ns3l_per_example(negatives: Tensor, logits: Tensor, from_logits: bool = True) -> Tensor:
+def ns3l_per_example(
+    negatives: Tensor, logits: Tensor, from_logits: bool = True, numerics: str = "stable"
+) -> Tensor:
     """ℓ_i = -log(clip(1 - Σ_k negatives_ik · p_ik, 1e-8, 1)), shape [B], float32.
 
     `negatives` is a boolean [B, K] (see `negatives_below`); `logits` [B, K] are the outputs being
-    penalised, or probabilities p when `from_logits=False`. A row without negatives gives 0."""
+    penalised, or probabilities p when `from_logits=False` (then both numerics are the formula
+    as written). A row without negatives gives 0. `numerics`: see the module docstring."""
+    _check_numerics(numerics)
     negatives = ops.cast(negatives, "bool")
     outputs = ops.cast(logits, "float32")  # float32 even under a mixed-precision policy
-    if from_logits:
+    if from_logits and numerics == "stable":
         # -log(Σ_{k ∉ N} p_k) as a difference of log-sum-exps: exact where 1 - s underflows.
         kept = ops.where(negatives, _EXCLUDED_LOGIT, outputs)
         per_row = ops.logsumexp(outputs, axis=-1) - ops.logsumexp(kept, axis=-1)
         return ops.clip(per_row, 0.0, MAX_ROW_LOSS)
-    negative_mass = ops.sum(ops.where(negatives, outputs, 0.0), axis=-1)
+    probs = ops.softmax(outputs, axis=-1) if from_logits else outputs
+    negative_mass = ops.sum(ops.where(negatives, probs, 0.0), axis=-1)
     return -ops.log(ops.clip(1.0 - negative_mass, CLAMP_MIN, 1.0))
 
 
@@ -74,6 +87,7 @@ def ns3l_loss(
     threshold: float = 0.04,
     mask: Tensor | None = None,
     from_logits: bool = True,
+    numerics: str = "stable",
 ) -> Tensor:
     """Σ_i mask_i · ℓ_i / B with negatives {k : targets_ik < threshold} (NS3L Alg. 1), a scalar.
 
@@ -81,10 +95,15 @@ def ns3l_loss(
     (the first view's softmax in realistic_ssl, the mixed targets in mixmatch). The sum is divided
     by the whole batch B, not by Σ mask, as the released code does (spec realistic_ssl.md §5.1).
     Under tf.distribute, divide by the global batch instead (docs/ns3l.md)."""
-    per_row = ns3l_per_example(negatives_below(targets, threshold), logits, from_logits)
+    per_row = ns3l_per_example(negatives_below(targets, threshold), logits, from_logits, numerics)
     if mask is not None:
         per_row = per_row * ops.cast(mask, "float32")
     return ops.mean(per_row)
+
+
+def _check_numerics(numerics: str) -> None:
+    if numerics not in NUMERICS:
+        raise ValueError(f"numerics={numerics!r}: expected one of stable, reference")
 
 
 def _check_threshold(threshold: float) -> None:
@@ -136,21 +155,25 @@ class NS3LLoss(keras.losses.Loss):
         negatives: str = "threshold",
         num_negatives: int | None = None,
         seed: int | None = None,
+        numerics: str = "stable",
         name: str = "ns3l",
         reduction: str = "sum_over_batch_size",
     ):
         super().__init__(name=name, reduction=reduction, dtype="float32")
+        _check_numerics(numerics)
         self.sampler = _NegativeSampler(negatives, threshold, num_negatives, seed)
-        self.from_logits = from_logits
+        self.from_logits, self.numerics = from_logits, numerics
 
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
-        return ns3l_per_example(self.sampler(y_true, y_pred), y_pred, self.from_logits)
+        negatives = self.sampler(y_true, y_pred)
+        return ns3l_per_example(negatives, y_pred, self.from_logits, self.numerics)
 
     def get_config(self) -> dict:
         return {
             "name": self.name,
             "reduction": self.reduction,
             "from_logits": self.from_logits,
+            "numerics": self.numerics,
             **self.sampler.get_config(),
         }
 
@@ -174,10 +197,13 @@ class NS3L(keras.layers.Layer):
         negatives: str = "threshold",
         num_negatives: int | None = None,
         seed: int | None = None,
+        numerics: str = "stable",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        _check_numerics(numerics)
         self.sampler = _NegativeSampler(negatives, threshold, num_negatives, seed)
+        self.numerics = numerics
         self.loss_weight = self.add_weight(
             shape=(),
             initializer=keras.initializers.Constant(weight),
@@ -191,7 +217,7 @@ class NS3L(keras.layers.Layer):
     ):
         if targets is None:
             targets = ops.softmax(ops.cast(logits, "float32"))
-        per_row = ns3l_per_example(self.sampler(targets, logits), logits)
+        per_row = ns3l_per_example(self.sampler(targets, logits), logits, numerics=self.numerics)
         if sample_mask is not None:
             per_row = per_row * ops.cast(sample_mask, "float32")
         self.add_loss(self.loss_weight * ops.mean(per_row))
@@ -202,4 +228,9 @@ class NS3L(keras.layers.Layer):
 
     def get_config(self) -> dict:
         weight = float(ops.convert_to_numpy(self.loss_weight))
-        return {**super().get_config(), "weight": weight, **self.sampler.get_config()}
+        return {
+            **super().get_config(),
+            "weight": weight,
+            "numerics": self.numerics,
+            **self.sampler.get_config(),
+        }

@@ -12,8 +12,9 @@ import tensorflow as tf
 
 from ns3l import precision
 from ns3l.distribute import make_strategy
-from ns3l.results import RESULTS_FILE, read_results
+from ns3l.results import RESULTS_FILE, read_results, write_json_atomically
 from ns3l.settings import RunConfig
+from ns3l.splits import Split
 from ns3l.types import Tensor
 
 EVAL_BATCH = 1000  # large inference batches: evaluation is a small share of a run
@@ -138,6 +139,15 @@ def error_rate(
     chunks = range(0, len(labels), EVAL_BATCH)
     predictions = [predict(to_input(images[i : i + EVAL_BATCH])).numpy() for i in chunks]
     return 100.0 * float(np.mean(np.concatenate(predictions) != labels))
+
+
+SPLIT_FILE = "split.json"
+
+
+def write_split(logdir: str, split: Split) -> None:
+    """`<logdir>/split.json`: the rule and every labeled and validation position of the run, in
+    the train set as `ns3l.datasets.load_dataset` returns it (docs/runs.md)."""
+    write_json_atomically(f"{logdir}/{SPLIT_FILE}", split.as_json())
 
 
 def recorded_config(config: RunConfig) -> dict:

@@ -3,6 +3,7 @@
 Both stacks resolve their flags against their presets into a `RunConfig` (a stack adds its own
 fields in a subclass); config.json, results.json and `--print_config` are written from it."""
 
+import dataclasses
 from dataclasses import asdict, dataclass
 
 # May change between a run and its resumption: where data lives, how many devices run it, and
@@ -60,9 +61,12 @@ EXECUTION = ("strategy", "sync_bn", "deterministic", "xla", "mixed_precision", "
 
 
 def format_config(config: RunConfig) -> str:
-    """`--print_config`: the run's identity, how its steps execute, then one line per setting:
-    name, value, source."""
-    lines = [f"{k:<28}{getattr(config, k)}" for k in ("method", "dataset", "seed", "logdir")]
+    """`--print_config`: the run's identity and the stack's own fields (e.g. its protocol), how
+    its steps execute, then one line per setting: name, value, source."""
+    skipped = {"settings", "data_dir", "download", *EXECUTION}
+    fields = [f.name for f in dataclasses.fields(config) if f.name not in skipped]
+    lines = [f"{k:<28}{getattr(config, k)}" for k in fields]
     lines.append(f"{'execution':<28}" + " ".join(f"{k}={getattr(config, k)}" for k in EXECUTION))
-    lines += [f"{k:<28}{s.value!s:<14}{s.source}" for k, s in sorted(config.settings.items())]
+    width = max([12, *(len(str(s.value)) for s in config.settings.values())]) + 2
+    lines += [f"{k:<28}{s.value!s:<{width}}{s.source}" for k, s in sorted(config.settings.items())]
     return "\n".join(lines)

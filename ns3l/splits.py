@@ -1,8 +1,13 @@
 """Labeled / unlabeled / validation splits of a train set, as index arrays (docs/data.md).
 
-Two rules, one per training stack's protocol: `oliver_split` (realistic_ssl.md §1.2-1.3, the
-[PT] variant with a fixed validation split) and `mixmatch_split` (mixmatch.md §1.3-1.4). Both are
-pure numpy, seeded with their own `RandomState`, and never touch numpy's global RNG."""
+Three rules, each the exact procedure of an original code (positions are into the train set in
+its files' order, as `ns3l.datasets.load_dataset` returns it):
+- `oliver_tf_split`: [TF] `build_tfrecords.py` (seed 0) then `build_label_map.py --seed=s`
+  (realistic_ssl.md §1.2-1.3);
+- `oliver_pt_split`: [PT] `build_dataset.py --seed=s` (realistic_ssl.md §1.2-1.3, §8);
+- `mixmatch_split`: MixMatch's `create_split.py --seed=s` and its validation holdout
+  (mixmatch.md §1.3-1.4).
+All are pure numpy, seeded with their own `RandomState`, and never touch numpy's global RNG."""
 
 from collections import deque
 from dataclasses import dataclass
@@ -11,66 +16,135 @@ import numpy as np
 
 from ns3l.errors import UsageError
 
+# [TF] build_label_map.py draws the maps of these sizes in this order with one shared rng.
+TF_LABEL_MAP_SIZES = (100, 250, 500, 1000, 2000, 4000, 8000)
+
 
 @dataclass(frozen=True, eq=False)
 class Split:
-    """Positions in the train set, int64 arrays, pairwise disjoint unless a rule says otherwise.
+    """Positions in the train set, int64 arrays, pairwise disjoint unless the rule says otherwise.
 
-    `labeled` is ascending. `unlabeled` and `valid` are ascending in `oliver_split`; in
-    `mixmatch_split` they follow the class-interleaved order of mixmatch.md §1.3 step 5."""
+    `labeled` is ascending. `unlabeled` and `valid` are ascending in the Oliver rules; in
+    `mixmatch_split` they follow the class-interleaved order of mixmatch.md §1.3 step 5. `rule`
+    says which procedure made it, with its seeds, for split.json and the report."""
 
     labeled: np.ndarray  # [n_labeled]
     unlabeled: np.ndarray  # [n_unlabeled]
     valid: np.ndarray  # [n_valid]
+    rule: str = ""
 
     @property
     def sizes(self) -> dict[str, int]:
         """Counts per part, as results.json records them."""
         return {name: len(getattr(self, name)) for name in ("labeled", "unlabeled", "valid")}
 
+    def as_json(self) -> dict:
+        """split.json: the rule and every labeled and validation position, so a run's images can
+        be audited and shared; the unlabeled set is described, not listed (it is the rest)."""
+        includes = bool(np.isin(self.labeled, self.unlabeled).any())
+        unlabeled = "the train-split positions not in valid" + (
+            " (labeled ones included)" if includes else " and not labeled"
+        )
+        return {
+            "rule": self.rule,
+            "labeled": self.labeled.tolist(),
+            "valid": self.valid.tolist(),
+            "unlabeled": unlabeled,
+            "sizes": self.sizes,
+        }
 
-def oliver_split(
+
+def oliver_tf_split(
     labels: np.ndarray,
     num_classes: int,
     n_labeled: int,
     n_valid: int,
     seed: int,
-    valid_seed: int = 0,
-    unlabeled_includes_labeled: bool = False,
+    unlabeled_includes_labeled: bool = True,
+    build_seed: int = 0,
 ) -> Split:
-    """Class-balanced labeled set after a fixed validation holdout (realistic_ssl.md §1.2-1.3).
+    """[TF]'s label map `label_map_count_<n_labeled>` of `build_label_map.py --seed=seed` over the
+    records of `build_tfrecords.py` at its default seed 0 (realistic_ssl.md §1.2-1.3).
 
-    Validation = first `n_valid` of `RandomState(valid_seed).permutation(N)`, the same for every
-    `seed` (the paper varies only the labeled split). The rest, shuffled with `RandomState(seed)`,
-    gives the first `n_labeled / num_classes` images of each class as labeled ([PT] `split_l_u`).
-    Unlabeled = the other train-split images ([PT], and [P]'s 41,000 / 64,931 / 35,000), or the
-    whole train split, labeled ones included, with `unlabeled_includes_labeled` ([TF]).
-
-    Args:
-        labels: [N] int class of every train image.
-    """
+    1. `RandomState(build_seed).permutation(N)`: its first `n_valid` are the validation set, the
+       rest, in that order, the train split (key i = its i-th image).
+    2. Per class, the keys of its images in train-split order; classes in the order they first
+       appear in the train split (the JSON map's key order).
+    3. One `RandomState(seed)` for every size of TF_LABEL_MAP_SIZES in turn (a size not in the
+       list takes its place in ascending order) and, per size, every class in that order:
+       `rng.choice(len(keys), n // K, replace=False)`. The draws of `n_labeled` are the labeled
+       set, so they depend on the draws of the smaller sizes before it.
+    Unlabeled: the whole train split, labeled images included ([TF]), or without them."""
     labels = _checked_labels(labels, num_classes)
     _check_sizes(labels, n_labeled, n_valid)
+    _check_multiple(n_labeled, num_classes)
+    order = np.random.RandomState(build_seed).permutation(len(labels))
+    valid, train = order[:n_valid], order[n_valid:]
+    train_labels = labels[train]
+    first_seen = np.unique(train_labels, return_index=True)[1]
+    classes = train_labels[np.sort(first_seen)]  # in order of first appearance
+    keys = {c: np.flatnonzero(train_labels == c) for c in classes}
+    per_class = n_labeled // num_classes
+    for c in classes:
+        _check_class_size(n_labeled, per_class, c, len(keys[c]))
+    rng = np.random.RandomState(seed)
+    for size in sorted({*TF_LABEL_MAP_SIZES, n_labeled}):
+        # Sizes after ours would only draw further from the shared rng: ours is done by then.
+        picks = [keys[c][rng.choice(len(keys[c]), size // num_classes, replace=False)]
+                 for c in classes]  # fmt: skip
+        if size == n_labeled:
+            break
+    labeled = np.sort(train[np.concatenate(picks)])
+    unlabeled = train if unlabeled_includes_labeled else np.setdiff1d(train, labeled)
+    rule = f"oliver-tf: build_tfrecords seed {build_seed}, build_label_map seed {seed}"
+    return Split(_int64(labeled), _int64(np.sort(unlabeled)), _int64(np.sort(valid)), rule)
+
+
+def oliver_pt_split(
+    labels: np.ndarray,
+    num_classes: int,
+    n_labeled: int,
+    n_valid: int,
+    seed: int,
+    unlabeled_includes_labeled: bool = False,
+) -> Split:
+    """[PT]'s `build_dataset.py --seed=seed` (realistic_ssl.md §1.2-1.3, §8).
+
+    `RandomState(seed).permutation(N)`: its first `n_valid` are the validation set (so it changes
+    with the seed), the rest the train split; per class in ascending order, the first
+    `n_labeled / K` train-split images of that class (in permuted order) are labeled
+    (`split_l_u`). Unlabeled: the other train-split images ([PT], and the paper's 41,000 /
+    64,931 / 35,000), or the whole train split."""
+    labels = _checked_labels(labels, num_classes)
+    _check_sizes(labels, n_labeled, n_valid)
+    _check_multiple(n_labeled, num_classes)
+    order = np.random.RandomState(seed).permutation(len(labels))
+    valid, train = order[:n_valid], order[n_valid:]
+    per_class = n_labeled // num_classes
+    labeled = []
+    for c in np.unique(labels[train]):
+        members = train[labels[train] == c]
+        _check_class_size(n_labeled, per_class, c, len(members))
+        labeled.append(members[:per_class])
+    labeled = np.sort(np.concatenate(labeled))
+    unlabeled = train if unlabeled_includes_labeled else np.setdiff1d(train, labeled)
+    rule = f"oliver-pt: build_dataset seed {seed}"
+    return Split(_int64(labeled), _int64(np.sort(unlabeled)), _int64(np.sort(valid)), rule)
+
+
+def _check_multiple(n_labeled: int, num_classes: int) -> None:
     if n_labeled % num_classes:
         raise UsageError(
             f"n_labeled={n_labeled}: expected a multiple of the number of classes K={num_classes}"
         )
-    order = np.random.RandomState(valid_seed).permutation(len(labels))
-    valid, train = order[:n_valid], order[n_valid:]
-    train = train[np.random.RandomState(seed).permutation(len(train))]
-    per_class = n_labeled // num_classes
-    labeled = []
-    for c in range(num_classes):
-        members = train[labels[train] == c]
-        if len(members) < per_class:
-            raise UsageError(
-                f"n_labeled={n_labeled} needs {per_class} images of class {c}: "
-                f"the train split has {len(members)}"
-            )
-        labeled.append(members[:per_class])
-    labeled = np.sort(np.concatenate(labeled))
-    unlabeled = train if unlabeled_includes_labeled else np.setdiff1d(train, labeled)
-    return Split(_int64(labeled), _int64(np.sort(unlabeled)), _int64(np.sort(valid)))
+
+
+def _check_class_size(n_labeled: int, per_class: int, c: int, available: int) -> None:
+    if available < per_class:
+        raise UsageError(
+            f"n_labeled={n_labeled} needs {per_class} images of class {c}: "
+            f"the train split has {available}"
+        )
 
 
 def mixmatch_split(
@@ -110,7 +184,9 @@ def mixmatch_split(
                 f"{labeled[-1]}"
             )
     order = _interleaved(labels, num_classes, np.isin(np.arange(len(labels)), labeled), shares)
-    return Split(_int64(labeled), _int64(order[n_valid:]), _int64(order[:n_valid]))
+    picked = f"seed {seed}" if fixed_labeled is None else "given labeled positions"
+    rule = f"mixmatch: create_split, {picked}" + (", equal proportions" * equal_proportions)
+    return Split(_int64(labeled), _int64(order[n_valid:]), _int64(order[:n_valid]), rule)
 
 
 def _proportional_pick(

@@ -1,4 +1,4 @@
-"""The Oliver stack's run configuration: the shared fields plus its network and split options."""
+"""The Oliver stack's run configuration: the shared fields plus its protocol and network size."""
 
 from dataclasses import dataclass
 
@@ -7,8 +7,6 @@ from ns3l import settings
 
 @dataclass(frozen=True)
 class RunConfig(settings.RunConfig):
-    unlabeled_includes_labeled: bool = False
+    protocol: str = "pt"  # presets.PROTOCOLS: whose values the spec §8 rows take
     wrn_depth: int = 28
     wrn_width: int = 2
-    bn_momentum: float = 0.999
-    bn_epsilon: float = 1e-3

@@ -12,7 +12,8 @@ import tensorflow as tf
 
 from ns3l.datasets import load_dataset, resolve_data_dir
 from ns3l.errors import UsageError
-from ns3l.splits import Split, oliver_split
+from ns3l.seeds import stream_key
+from ns3l.splits import Split, oliver_pt_split, oliver_tf_split
 from ns3l.streams import index_batches, without_autotune_thread
 from realistic_ssl.preprocess import preprocess
 
@@ -33,6 +34,9 @@ class PreparedData:
         return self.split.sizes | {"test": len(self.test_labels)}
 
 
+SPLIT_RULES = {"tf": oliver_tf_split, "pt": oliver_pt_split}  # spec §1.2-1.3, §8
+
+
 def prepare(
     dataset: str,
     n_labeled: int,
@@ -40,15 +44,17 @@ def prepare(
     seed: int,
     data_dir: str | None = None,
     download: bool = False,
+    split_rule: str = "pt",
     unlabeled_includes_labeled: bool = False,
     cache_dir: str | Path | None = None,
 ) -> PreparedData:
-    """Loads `dataset`, preprocesses it as spec §1.4 and splits it as spec §1.2-1.3.
+    """Loads `dataset`, preprocesses it as spec §1.4 and splits it with [TF]'s or [PT]'s rule
+    (`split_rule`, spec §1.2-1.3) at `seed`.
 
     The ZCA fit (CIFAR) is cached in `cache_dir`, by default `<TFDS data dir>/ns3l_cache`: next to
     the data, shared by every run and seed that reads the same images."""
     raw = load_dataset(dataset, data_dir=data_dir, download=download)
-    split = oliver_split(
+    split = SPLIT_RULES[split_rule](
         raw.train_labels, raw.num_classes, n_labeled, n_valid, seed,
         unlabeled_includes_labeled=unlabeled_includes_labeled,
     )  # fmt: skip
@@ -78,8 +84,9 @@ def train_batches(
     images = tf.Variable(data.train_images, trainable=False)  # captured by the map below
     labels = tf.constant(data.train_labels)
     labeled = tf.constant(data.split.labeled)
+    labeled_order = stream_key(seed, "labeled_order")
     if supervised:
-        rows = index_batches(len(labeled), batch_size, 2 * seed, start_step).map(
+        rows = index_batches(len(labeled), batch_size, labeled_order, start_step).map(
             lambda i: tf.gather(labeled, i)
         )
         batches = rows.map(lambda r: (tf.gather(images, r), tf.gather(labels, r)))
@@ -94,8 +101,8 @@ def train_batches(
         return x, _per_replica_halves(tf.gather(labels, rows_l), y_u, replicas)
 
     streams = tf.data.Dataset.zip(
-        index_batches(len(labeled), half, 2 * seed, start_step),
-        index_batches(len(data.split.unlabeled), half, 2 * seed + 1, start_step),
+        index_batches(len(labeled), half, labeled_order, start_step),
+        index_batches(len(unlabeled), half, stream_key(seed, "unlabeled_order"), start_step),
     )
     batches = streams.map(batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
     return without_autotune_thread(batches)

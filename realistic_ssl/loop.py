@@ -1,10 +1,13 @@
 """The run around the train step: build, resume, train, evaluate, checkpoint, report.
 
-Model selection as the paper (spec §3.5): valid and test error every `eval_every` steps; the
-headline number is the test error at the lowest validation error. Evaluation, checkpoint and
-results.json happen together, so a resumed run has exactly the history it had when it stopped.
+Model selection as the paper (spec §3.5): the validation error every `eval_every` steps, the test
+error at every evaluation ([TF]) or only when the validation error strictly improves ([PT]), and
+the whole train split's error if `eval_train` ([TF]); the headline number is the test error at the
+lowest validation error. Evaluation, checkpoint and results.json happen together, so a resumed
+run has exactly the history it had when it stopped. Every run writes split.json.
 """
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -23,12 +26,12 @@ from ns3l.runs import (
     run_record,
     start_run,
     train_calls,
+    write_split,
 )
 from ns3l.settings import MUTABLE_KEYS
 from ns3l.summaries import ProgressPrinter, ScalarWriter
 from realistic_ssl.config import RunConfig
 from realistic_ssl.data import PreparedData, prepare, train_batches
-from realistic_ssl.schedules import sigmoid_rampup
 from realistic_ssl.step import RealisticSSLTrainer
 from realistic_ssl.wrn import WideResNet, augmentation_for
 
@@ -42,7 +45,8 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
     data = prepare(
         config.dataset, config.value("n_labeled"), config.value("n_valid"), config.seed,
         data_dir=config.data_dir, download=config.download,
-        unlabeled_includes_labeled=config.unlabeled_includes_labeled,
+        split_rule=config.value("split_rule"),
+        unlabeled_includes_labeled=config.value("unlabeled_includes_labeled"),
     )  # fmt: skip
     with strategy.scope(), precision.policy_scope(precision.policy_name(config.mixed_precision)):
         trainer = build_trainer(config, data, strategy.num_replicas_in_sync)
@@ -51,6 +55,7 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
         **trackables(trainer),
     )  # fmt: skip
     start = checkpoint.restore_latest() or 0
+    write_split(config.logdir, data.split)
     history = previous_history(config.logdir, start)
     supervised = config.method == "supervised"
     batches = train_batches(
@@ -70,8 +75,9 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
             if step % LOG_EVERY == 0 or step == end:
                 writer.write(step, scalars(stats, config, step, trainer))
             if step % eval_every == 0 or step == total:
-                history.append(evaluate(predict, data, step))
-                writer.write(step, {f"error/{k}": v for k, v in history[-1].items() if k != "step"})
+                history.append(evaluate(predict, data, step, config, history))
+                errors = {k: v for k, v in history[-1].items() if k != "step" and v is not None}
+                writer.write(step, {f"error/{k}": v for k, v in errors.items()})
                 progress.update(step, eval_error=history[-1]["valid_error"])
                 checkpoint.save(step)
                 write_results(config.logdir, results(config, data, step, history, total))
@@ -82,20 +88,25 @@ def build_trainer(config: RunConfig, data: PreparedData, replicas: int) -> Reali
     """The WRN (and, for `mt`, its EMA teacher) and the trainer, inside the strategy's scope and
     the run's precision policy."""
 
-    def wrn(seed: int) -> WideResNet:
+    augmentation = dataclasses.replace(
+        augmentation_for(config.dataset), per_batch=config.value("augment_per") == "batch"
+    )
+
+    def wrn(augment_stream: str = "augment") -> WideResNet:
         model = WideResNet(
             data.num_classes, depth=config.wrn_depth, width=config.wrn_width,
-            augmentation=augmentation_for(config.dataset), seed=seed,
-            bn_momentum=config.bn_momentum, bn_epsilon=config.bn_epsilon,
-            synchronized_bn=config.sync_bn,
+            augmentation=augmentation, seed=config.seed, augment_stream=augment_stream,
+            bn_momentum=config.value("bn_momentum"), bn_epsilon=config.value("bn_epsilon"),
+            synchronized_bn=config.sync_bn, stride2_padding=config.value("stride2_padding"),
+            dense_init=config.value("dense_init"),
         )  # fmt: skip
         model(tf.zeros((1, *data.train_images.shape[1:])))  # create the variables
         return model
 
-    student = wrn(config.seed)
+    student = wrn()
     teacher = None
     if "mt" in config.method.split("+"):
-        teacher = wrn(config.seed + 10_000)  # its own augmentation stream
+        teacher = wrn("teacher_augment")  # its own views
         for mine, theirs in zip(
             teacher.trainable_variables, student.trainable_variables, strict=True
         ):
@@ -110,18 +121,31 @@ def build_trainer(config: RunConfig, data: PreparedData, replicas: int) -> Reali
 def trackables(trainer: RealisticSSLTrainer) -> dict:
     """What a resumed run needs bitwise: weights, BN statistics, augmentation RNG (inside the
     model), Adam slots and step, VAT's generator, the teacher."""
-    objects = {"wrn": trainer.wrn, "optimizer": trainer.optimizer, "vat_rng": trainer.rng}
+    objects = {"wrn": trainer.wrn, "optimizer": trainer.optimizer, "vat_rng": trainer.vat_rng}
     return objects | ({"teacher": trainer.teacher} if trainer.teacher is not None else {})
 
 
-def evaluate(predict, data: PreparedData, step: int) -> dict:
-    """Valid and test error in percent, BN in inference mode, no augmentation (spec §3.5)."""
+def evaluate(predict, data: PreparedData, step: int, config: RunConfig, history: list) -> dict:
+    """Errors in percent, BN in inference mode, no augmentation (spec §3.5): valid; test always,
+    or (`eval_test="on_improvement"`, [PT]) only when valid is strictly below every earlier
+    valid error (None otherwise); and, with `eval_train`, the whole train split ([TF])."""
     valid = data.split.valid
-    return {
+    entry = {
         "step": step,
         "valid_error": error_rate(predict, data.train_images[valid], data.train_labels[valid]),
-        "test_error": error_rate(predict, data.test_images, data.test_labels),
     }
+    earlier = [h["valid_error"] for h in history if not math.isnan(h["valid_error"])]
+    improved = not earlier or entry["valid_error"] < min(earlier)
+    if config.value("eval_test") == "always" or improved or math.isnan(entry["valid_error"]):
+        entry["test_error"] = error_rate(predict, data.test_images, data.test_labels)
+    else:
+        entry["test_error"] = None
+    if config.value("eval_train"):
+        train = np.setdiff1d(np.arange(len(data.train_labels)), valid)
+        entry["train_error"] = error_rate(
+            predict, data.train_images[train], data.train_labels[train]
+        )
+    return entry
 
 
 def losses(stats: dict) -> dict:
@@ -132,7 +156,7 @@ def scalars(stats: dict, config: RunConfig, step: int, trainer: RealisticSSLTrai
     """Every loss term, the lr, the ramp and the NS3L diagnostics, as TensorBoard scalars."""
     values = {f"loss/{k}": float(v) for k, v in stats.items() if not k.startswith("count/")}
     values["lr"] = float(trainer.optimizer.learning_rate)
-    values["ramp"] = float(sigmoid_rampup(np.float32(step - 1), config.value("warmup_steps")))
+    values["ramp"] = float(trainer.ramp(tf.constant(step - 1, tf.int64)))
     if "count/rows_u" in stats:
         rows_u = float(stats["count/rows_u"])
         values["ns3l/negatives_per_unlabeled"] = float(stats["count/negatives_u"]) / max(rows_u, 1)
@@ -153,6 +177,7 @@ def results(config: RunConfig, data: PreparedData, step: int, history: list, tot
         "best_step": best["step"],
         "final_test_error": history[-1]["test_error"],
     }
-    return run_record(
+    record = run_record(
         "realistic_ssl", config, data.split_sizes, step, step == total, metrics, history
     )
+    return record | {"protocol": config.protocol, "split_rule": data.split.rule}

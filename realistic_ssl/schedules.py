@@ -1,4 +1,8 @@
-"""The consistency ramp-up and the learning-rate decay of Oliver et al. 2018 (spec §3.3-3.4)."""
+"""The consistency ramp-up and the learning-rate decay of Oliver et al. 2018 (spec §3.3-3.4).
+
+[TF] and [PT] count differently (spec §3.3-3.4, §8): [TF] ramps at the 0-based step before the
+update and decays in a staircase; [PT] ramps at the 1-based iteration and multiplies the lr by the
+rate once, after iteration `lr_decay_steps`. The two lr schedules agree until 2·lr_decay_steps."""
 
 import keras
 import tensorflow as tf
@@ -16,6 +20,31 @@ def sigmoid_rampup(step: Tensor, length: int) -> Tensor:
     `optimizer.iterations`); `length` must be positive."""
     progress = tf.minimum(tf.cast(step, tf.float32) / tf.cast(length, tf.float32), 1.0)
     return tf.exp(-5.0 * tf.square(1.0 - progress))
+
+
+def rampup(step: Tensor, length: int, counting: str = "zero_based") -> Tensor:
+    """`sigmoid_rampup` at the 0-based `step` ([TF], "zero_based") or at the 1-based iteration
+    step + 1 ([PT], "one_based")."""
+    return sigmoid_rampup(step + 1 if counting == "one_based" else step, length)
+
+
+def learning_rate(
+    lr: float, decay_steps: int, decay_rate: float = LR_DECAY_RATE, decay: str = "staircase"
+) -> keras.optimizers.schedules.LearningRateSchedule:
+    """`step_decay` ([TF], "staircase"), or `single_decay` ([PT], "once")."""
+    if decay == "once":
+        return single_decay(lr, decay_steps, decay_rate)
+    return step_decay(lr, decay_steps, decay_rate)
+
+
+def single_decay(
+    lr: float, decay_steps: int, decay_rate: float = LR_DECAY_RATE
+) -> keras.optimizers.schedules.LearningRateSchedule:
+    """lr for the 0-based steps t < decay_steps, lr · decay_rate from then on ([PT] train.py:
+    `lr *= factor` once, after the 1-based iteration `decay_steps`)."""
+    return keras.optimizers.schedules.PiecewiseConstantDecay(
+        [decay_steps - 1], [lr, lr * decay_rate]
+    )
 
 
 def step_decay(

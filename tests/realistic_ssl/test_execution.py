@@ -32,13 +32,14 @@ XLA_METHODS = [
 ]
 
 
-def two_steps(method: str, jit_compile: bool, policy: str = "float32"):
+def two_steps(method: str, jit_compile: bool, policy: str = "float32", **overrides):
     """Two steps of a WRN-10-1 on digits augmented by crops only: the losses of both steps and
-    the weights after them."""
+    the weights after them. `overrides` replace hyperparameters."""
     data = prepare("digits", n_labeled=50, n_valid=200, seed=1)
     keras.utils.set_random_seed(3)
     hparams = {k: s.value for k, s in presets.resolve(method, "digits", {}).items()}
     hparams["warmup_steps"] = 1  # every term at full weight from the second step
+    hparams |= overrides
     crops = Augmentation(flip=False, translate=2, noise_std=0.0)
     with precision.policy_scope(policy):
         models = [WideResNet(10, depth=10, width=1, augmentation=crops, seed=s)
@@ -91,8 +92,10 @@ def test_bfloat16_computes_the_layers_and_keeps_logits_losses_and_vat_in_float32
 
 
 def test_a_bfloat16_step_stays_near_the_float32_step():
-    full, _ = two_steps("pi+ns3l", jit_compile=False)
-    mixed, _ = two_steps("pi+ns3l", jit_compile=False, policy="mixed_bfloat16")
+    # T = 0.5 makes most classes negatives: at 0.04 the few negatives of an untrained net sit
+    # near T, bfloat16's rounding moves some across it, and the small loss changes by 40 %.
+    full, _ = two_steps("pi+ns3l", jit_compile=False, ns3l_threshold=0.5)
+    mixed, _ = two_steps("pi+ns3l", jit_compile=False, policy="mixed_bfloat16", ns3l_threshold=0.5)
     for got, want in zip(mixed, full, strict=True):
         for name in ("xent", "pi", "ns3l"):  # bfloat16 keeps 8 bits of mantissa: about 1 %
             np.testing.assert_allclose(got[name], want[name], rtol=0.05, err_msg=name)

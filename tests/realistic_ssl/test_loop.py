@@ -17,26 +17,41 @@ from realistic_ssl.loop import train
 from realistic_ssl.step import RealisticSSLTrainer
 
 
-def tiny_config(method: str, logdir, steps: int = 4, **changes) -> RunConfig:
-    schedule = {"train_steps": steps, "eval_every": 2, "warmup_steps": 2, "lr_decay_steps": 3}
-    settings = presets.resolve(method, "digits", schedule)
-    fields = dict(wrn_depth=10, wrn_width=1, bn_momentum=0.9) | changes
+def tiny_config(
+    method: str, logdir, steps: int = 4, protocol: str = "pt", hparams=None, **fields
+) -> RunConfig:
+    """A WRN-10-1 run on digits, evaluated every 2 steps; `hparams` override settings, `fields`
+    RunConfig fields. BN decay 0.9 in both protocols ([PT]'s value) for so short a run."""
+    schedule = {"train_steps": steps, "eval_every": 2, "warmup_steps": 2, "lr_decay_steps": 3,
+                "bn_momentum": 0.9} | (hparams or {})  # fmt: skip
+    settings = presets.resolve(method, "digits", schedule, protocol)
+    fields = dict(wrn_depth=10, wrn_width=1) | fields
     return RunConfig(method=method, dataset="digits", seed=2, logdir=str(logdir), settings=settings,
-                     **fields)  # fmt: skip
+                     protocol=protocol, **fields)  # fmt: skip
 
 
-@pytest.mark.parametrize("method", presets.PAPER_METHODS)
-def test_every_paper_method_runs_on_digits(method, tmp_path):
-    result = train(tiny_config(method, tmp_path))
+# Every paper method under [PT]; under [TF] the methods whose loss differs (spec §8).
+RUNS = [(m, "pt") for m in presets.PAPER_METHODS] + [(m, "tf") for m in ("pl", "pi", "vat+em")]
+
+
+@pytest.mark.parametrize(("method", "protocol"), RUNS)
+def test_every_paper_method_runs_on_digits(method, protocol, tmp_path):
+    result = train(tiny_config(method, tmp_path, protocol=protocol))
     assert result["finished"] and result["step"] == 4 and result["method"] == method
     assert [h["step"] for h in result["history"]] == [2, 4]
-    assert result["split_sizes"] == {"labeled": 50, "unlabeled": 1047, "valid": 200, "test": 500}
+    unlabeled = 1097 if protocol == "tf" else 1047  # [TF]: the labeled images too
+    sizes = {"labeled": 50, "unlabeled": unlabeled, "valid": 200, "test": 500}
+    assert result["split_sizes"] == sizes and result["protocol"] == protocol
     metrics = result["metrics"]
     assert 0.0 <= metrics["test_error_at_best_valid"] <= 100.0
     best = min(result["history"], key=lambda h: h["valid_error"])
     assert metrics["test_error_at_best_valid"] == best["test_error"]
     assert metrics["best_step"] == best["step"]
     assert result["config"]["lr"] == presets.resolve(method, "digits", {})["lr"].value
+    assert ("train_error" in result["history"][0]) == (protocol == "tf")
+    split = json.loads((tmp_path / "split.json").read_text())
+    assert split["rule"].startswith(f"oliver-{protocol}:") and len(split["labeled"]) == 50
+    assert split["rule"] == result["split_rule"]
     assert list(tmp_path.glob("events.out.tfevents.*"))
 
 

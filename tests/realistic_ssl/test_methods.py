@@ -255,3 +255,47 @@ def test_every_penalty_runs_inside_tf_function():
     for penalty in first + second:
         assert penalty.shape == (4,) and np.all(np.isfinite(penalty))
     assert not np.allclose(first[2], second[2])  # fresh noise and a fresh VAT start each call
+
+
+# The [PT] variants (spec §8)
+
+
+@pytest.mark.parametrize("gradient_through", ["first", "second"])
+def test_pi_model_sends_the_gradient_through_the_chosen_pass(gradient_through):
+    model = stand_in(3, noise=0.3)
+    x = tf.constant(np.random.default_rng(4).normal(size=SHAPE), tf.float32)
+    first = tf.constant(random_logits(5, (4, 5)))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(first)
+        penalty = pi_model.consistency(model, x, first, gradient_through)
+    to_first = tape.gradient(penalty, first)
+    to_weights = tape.gradient(penalty, model.trainable_variables)[0]  # only via the second pass
+    assert (to_first is not None) == (gradient_through == "first")  # [TF]
+    assert (to_weights is not None) == (gradient_through == "second")  # [PT]
+    assert model.update_flags == [False]
+
+
+def test_pt_pseudo_label_is_ten_times_hard_ce_on_confident_rows_and_soft_ce_elsewhere():
+    model = stand_in(6)
+    x = tf.constant(np.random.default_rng(7).normal(size=SHAPE), tf.float32)
+    first = np.array([[9.0, 0, 0, 0, 0], [0.5, 0, 0, 0, 0], [0, 0, 0, 12.0, 0], [1, 2, 3, 4, 5]])
+    second = model(x).numpy()
+    p = softmax(first)
+    assert (p.max(axis=1) > 0.95).tolist() == [True, False, True, False]
+    log_q = np.log(softmax(second))
+    want = [
+        -10 * log_q[0, 0],  # 10 · onehot(argmax), not softmaxed
+        -(p[1] * log_q[1]).sum(),  # the first pass's probabilities as a soft target
+        -10 * log_q[2, 3],
+        -(p[3] * log_q[3]).sum(),
+    ]
+    got = pseudo_label.second_view_consistency(model, x, tf.constant(first, tf.float32), 0.95)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    assert model.update_flags == [True, False]  # the call above, then the no-update second pass
+
+
+@pytest.mark.parametrize("schedule", ["constant", "warmup"])
+def test_mean_teacher_decays(schedule):
+    got = [float(mean_teacher.ema_decay(t, 0.95, schedule)) for t in (1, 2, 19, 20, 1000)]
+    want = [0.95] * 5 if schedule == "constant" else [0.5, 2 / 3, 0.95, 0.95, 0.95]
+    np.testing.assert_allclose(got, want, rtol=1e-6)

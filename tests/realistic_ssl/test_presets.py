@@ -1,10 +1,12 @@
 """Presets against the paper's numbers, and the command line's resolution and errors."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from absl import flags
 
 from ns3l.errors import UsageError
 from ns3l.settings import format_config
@@ -13,8 +15,8 @@ from realistic_ssl import presets, train
 ROOT = Path(__file__).parents[2]
 
 
-def values(method, dataset, **flags_given):
-    settings = presets.resolve(presets.parse_method(method), dataset, flags_given)
+def values(method, dataset, protocol="pt", **flags_given):
+    settings = presets.resolve(presets.parse_method(method), dataset, flags_given, protocol)
     return {name: setting.value for name, setting in settings.items()}
 
 
@@ -39,7 +41,7 @@ def test_paper_values_ns3l_section_4_4():
 def test_oliver_values_and_schedule():
     assert values("supervised", "cifar10")["lr"] == 3e-3
     assert values("pi", "svhn")["lr"] == 3e-4 and values("pi", "svhn")["pi_weight"] == 20.0
-    vat = values("vat+em", "svhn")
+    vat = values("vat+em", "svhn", "tf")
     assert (vat["lr"], vat["vat_weight"], vat["vat_epsilon"], vat["em_weight"]) == (
         3e-3, 0.3, 1.0, 0.1,
     )  # fmt: skip
@@ -55,6 +57,53 @@ def test_oliver_values_and_schedule():
     )  # fmt: skip
     assert (common["n_labeled"], values("pi", "svhn")["n_valid"]) == (4000, 7326)
     assert values("pi", "cifar100")["n_labeled"] == 10_000
+
+
+# Spec §8, row by row: (setting, [TF] value, [PT] value); a term's rows only with that term.
+SPEC_8 = [
+    ("split_rule", "tf", "pt"), ("unlabeled_includes_labeled", True, False),
+    ("augment_per", "example", "batch"), ("bn_momentum", 0.999, 0.9), ("bn_epsilon", 1e-3, 1e-5),
+    ("stride2_padding", "same", "symmetric"), ("dense_init", "glorot_truncated",
+    "glorot_untruncated"), ("ramp_counting", "zero_based", "one_based"),
+    ("lr_decay", "staircase", "once"), ("eval_every", 5_000, 25_000),
+    ("eval_test", "always", "on_improvement"), ("eval_train", True, False),
+    ("pi_gradient", "first", "second"), ("pl_variant", "tf", "pt"),
+    ("em_pass", "adversarial", "clean"), ("em_weight", 0.1, 0.06),
+    ("mt_ema_schedule", "constant", "warmup"), ("mt_ema_order", "pre_step", "post_step"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "tf_value", "pt_value"), SPEC_8)
+def test_the_protocol_sets_every_row_of_spec_8_and_a_flag_overrides_it(name, tf_value, pt_value):
+    method = "vat+em+pi+mt+pl"  # every term with a row of its own
+    tf_settings = presets.resolve(method, "cifar10", {}, "tf")
+    pt_settings = presets.resolve(method, "cifar10", {}, "pt")
+    assert (tf_settings[name].value, pt_settings[name].value) == (tf_value, pt_value)
+    assert tf_settings[name].source.startswith("protocol tf: ")
+    assert pt_settings[name].source.startswith("protocol pt: ")
+    flagged = presets.resolve(method, "cifar10", {name: tf_value}, "pt")[name]
+    assert flagged == presets.Setting(tf_value, "flag")
+
+
+def test_term_rows_come_only_with_their_term_and_the_default_protocol_is_pt():
+    supervised = presets.resolve("supervised", "cifar10", {})
+    assert supervised["split_rule"].value == "pt" and supervised["bn_momentum"].value == 0.9
+    assert not {"pi_gradient", "pl_variant", "em_pass", "mt_ema_order"} & supervised.keys()
+    assert presets.resolve("vat+ns3l", "cifar10", {})["ns3l_numerics"].value == "reference"
+    with pytest.raises(UsageError, match="--protocol='torch': expected one of pt, tf"):
+        presets.resolve("vat", "cifar10", {}, "torch")
+    with pytest.raises(UsageError, match="--eval_test='sometimes': expected one of always, on_imp"):
+        presets.resolve("vat", "cifar10", {"eval_test": "sometimes"})
+
+
+def test_print_config_names_the_source_of_protocol_paper_and_flag_values():
+    printed = format_config(
+        config_for("--method=vat+em", "--dataset=cifar10", "--protocol=tf", "--bn_epsilon=1e-4")
+    )
+    assert re.search(r"^em_pass +adversarial +protocol tf: entropy of the x", printed, re.M)
+    assert re.search(r"^lr +0\.003 +spec §4\.7", printed, re.M)
+    assert re.search(r"^bn_epsilon +0\.0001 +flag", printed, re.M)
+    assert "protocol                    tf" in printed
 
 
 def test_only_the_terms_of_the_method_get_settings():
@@ -118,13 +167,14 @@ def config_for(*argv):
 
 def test_flags_resolve_to_a_run_config():
     config = config_for("--method=ns3l+vat", "--dataset=cifar100", "--seed=3", "--vat_eps=2.5")
-    assert (config.method, config.seed, config.logdir) == (
-        "vat+ns3l", 3, "runs/cifar100.3@10000/vat+ns3l",
+    assert (config.method, config.seed, config.logdir, config.protocol) == (
+        "vat+ns3l", 3, "runs/cifar100.3@10000/pt/vat+ns3l", "pt",
     )  # fmt: skip
+    assert config.as_json()["protocol"] == "pt" and config.as_json()["split_rule"] == "pt"
     assert config.value("vat_epsilon") == 2.5 and config.settings["vat_epsilon"].source == "flag"
     printed = format_config(config)
-    assert "ns3l_threshold              0.004         NS3L §4.4: T / 10" in printed
-    assert "lr                          0.003         NS3L §4.4" in printed
+    assert re.search(r"^ns3l_threshold +0\.004 +NS3L §4\.4: T / 10", printed, re.M)
+    assert re.search(r"^lr +0\.003 +NS3L §4\.4", printed, re.M)
     assert config.as_json()["ns3l_weight"] == 0.3
 
 
@@ -154,6 +204,12 @@ def test_bad_flags_are_one_line_errors():
         config_for("--method=pi", "--steps_per_call=0")
     with pytest.raises(UsageError, match="--profile_step=-3: expected a step ≥ 1, or 0"):
         config_for("--method=pi", "--profile_step=-3")
+    with pytest.raises(
+        flags.IllegalFlagValueError, match="value should be one of <same|symmetric>"
+    ):
+        config_for("--method=pi", "--stride2_padding=valid")
+    with pytest.raises(UsageError, match="--pl_variant='tf' is not used by --method=pi"):
+        config_for("--method=pi", "--pl_variant=tf")
 
 
 def test_command_line_prints_one_line_and_exits_2():

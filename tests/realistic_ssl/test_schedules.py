@@ -4,9 +4,10 @@ import math
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
-from realistic_ssl.schedules import sigmoid_rampup, step_decay
+from realistic_ssl.schedules import learning_rate, sigmoid_rampup, step_decay
 
 
 def test_sigmoid_rampup_matches_hand_values():
@@ -48,3 +49,14 @@ def test_step_decay_survives_serialisation_and_drives_adam():
     np.testing.assert_allclose(float(optimizer.learning_rate), 3e-3, rtol=1e-6)
     optimizer.iterations.assign(400_000)
     np.testing.assert_allclose(float(optimizer.learning_rate), 6e-4, rtol=1e-6)
+
+
+def test_pt_decays_once_after_iteration_t_and_agrees_with_tf_until_2t():
+    once, staircase = learning_rate(3e-4, 130_000, decay="once"), step_decay(3e-4, 130_000)
+    steps = [0, 129_999, 130_000, 259_999, 260_000, 400_000]  # 0-based, before the update
+    got = [float(once(step)) for step in steps]
+    # [PT]: iterations 1..130,000 at lr, `lr *= 0.2` once after iteration 130,000.
+    np.testing.assert_allclose(got, [3e-4, 3e-4, 6e-5, 6e-5, 6e-5, 6e-5], rtol=1e-6)
+    for step in steps[:4]:
+        assert float(once(step)) == pytest.approx(float(staircase(step)), rel=1e-6)
+    assert float(staircase(260_000)) == pytest.approx(1.2e-5)

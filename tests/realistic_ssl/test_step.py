@@ -24,13 +24,14 @@ class RecordingModel(keras.Model):
         return self.dense(tf.reshape(x, (tf.shape(x)[0], -1)))
 
 
-def make_trainer(method: str, **overrides):
+def make_trainer(method: str, protocol: str = "pt", **overrides):
     keras.utils.set_random_seed(0)
     model, teacher = RecordingModel(), RecordingModel()
     batch = tf.random.normal((8, 2, 2, 1))
     model(batch), teacher(batch)
     teacher.set_weights(model.get_weights())
-    hparams = {k: s.value for k, s in presets.resolve(method, "cifar10", {}).items()} | overrides
+    settings = presets.resolve(method, "cifar10", {}, protocol)
+    hparams = {k: s.value for k, s in settings.items()} | overrides
     terms = tuple(method.split("+"))
     trainer = RealisticSSLTrainer(model, terms, hparams, global_batch=8, seed=0, teacher=teacher)
     model.calls.clear(), teacher.calls.clear()
@@ -46,11 +47,13 @@ def a_batch():
 
 @pytest.mark.parametrize(
     "method,passes",
-    [("supervised", 1), ("pl", 1), ("pi", 2), ("ns3l", 2), ("pi+ns3l", 3), ("vat", 3),
-     ("vat+em", 3), ("vat+ns3l", 4), ("vat+pl", 3), ("mt", 1)],
+    [("supervised", 1), ("pl", 2), ("pi", 2), ("ns3l", 2), ("pi+ns3l", 3), ("vat", 3),
+     ("vat+em", 3), ("vat+ns3l", 4), ("vat+pl", 4), ("mt", 1), ("tf:pl", 1), ("tf:vat+pl", 3)],
 )  # fmt: skip
 def test_only_the_first_pass_updates_bn_statistics(method, passes):
-    trainer, model, teacher = make_trainer(method)
+    # [PT]'s pseudo-label makes a second pass; [TF]'s uses the first pass only (spec §4.6).
+    protocol, _, method = method.rpartition(":")
+    trainer, model, teacher = make_trainer(method, protocol or "pt")
     trainer.train_step(*a_batch())
     assert model.calls[0] == (True, True)
     assert model.calls[1:] == [(True, False)] * (passes - 1)
@@ -83,8 +86,18 @@ def test_ns3l_weight_is_ramped_only_when_asked(ramped):
     np.testing.assert_allclose(values[2.0], 2 * values[1.0], rtol=1e-6)  # λ1 multiplies
     trainer, model, _ = make_trainer("ns3l", ns3l_weight=1.0, ns3l_ramp=False)
     unramped = float(trainer.train_step(x, labels)["ns3l"])
-    want = unramped * (math.exp(-5) if ramped else 1.0)  # w(0) = exp(-5) (spec §3.4)
-    np.testing.assert_allclose(values[1.0], want, rtol=1e-5)
+    # [PT] ramps at the 1-based iteration: w(1) = exp(-5 (1 - 1/50,000)²) (spec §3.4).
+    first = math.exp(-5 * (1 - 1 / 50_000) ** 2)
+    np.testing.assert_allclose(values[1.0], unramped * (first if ramped else 1.0), rtol=1e-5)
+
+
+@pytest.mark.parametrize(("counting", "at_zero"), [("zero_based", 0), ("one_based", 1)])
+def test_the_ramp_counts_steps_as_the_protocol_does(counting, at_zero):
+    trainer, _, _ = make_trainer("vat", ramp_counting=counting, warmup_steps=4)
+    got = [float(trainer.ramp(tf.constant(step, tf.int64))) for step in range(5)]
+    want = [math.exp(-5 * (1 - min((step + at_zero) / 4, 1)) ** 2) for step in range(5)]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert want[0] == pytest.approx(math.exp(-5) if at_zero == 0 else math.exp(-5 * 0.75**2))
 
 
 def test_consistency_weight_ramps_and_entropy_does_not():
@@ -97,14 +110,35 @@ def test_consistency_weight_ramps_and_entropy_does_not():
     assert 0.5 < float(first["em"]) / float(later["em"]) < 2  # β = 0.1 from step 0
 
 
-def test_mean_teacher_follows_the_student_by_ema():
-    trainer, model, teacher = make_trainer("mt")
-    before = [v.numpy() for v in model.trainable_variables]
-    trainer.train_step(*a_batch())
-    for t, s_old, s_new in zip(
-        teacher.trainable_variables, before, model.trainable_variables, strict=True
-    ):
-        np.testing.assert_allclose(t.numpy(), 0.95 * s_old + 0.05 * s_new.numpy(), rtol=1e-6)
+@pytest.mark.parametrize("protocol", ["tf", "pt"])
+def test_mean_teacher_averages_the_weights_as_its_protocol_does(protocol):
+    trainer, model, teacher = make_trainer("mt", protocol)
+    before = [v.numpy() for v in model.trainable_variables]  # the teacher starts equal to them
+    for step in (1, 2):
+        teacher_before = [v.numpy() for v in teacher.trainable_variables]
+        pre_step = [v.numpy() for v in model.trainable_variables]
+        trainer.train_step(*a_batch())
+        for t_old, t, w_old, w in zip(teacher_before, teacher.trainable_variables, pre_step,
+                                      model.trainable_variables, strict=True):  # fmt: skip
+            if protocol == "tf":  # constant 0.95, the weights before the update (spec §3.2, §4.3)
+                want = 0.95 * t_old + 0.05 * w_old
+            else:  # min(1 - 1/(t + 1), 0.95): 0.5, then 2/3, after optimizer.step()
+                decay = 1 - 1 / (step + 1)
+                want = decay * t_old + (1 - decay) * w.numpy()
+            np.testing.assert_allclose(t.numpy(), want, rtol=1e-6)
+    assert not np.allclose(before[0], model.trainable_variables[0].numpy())
+
+
+def test_pt_entropy_is_the_clean_pass_with_beta_006():
+    trainer, model, _ = make_trainer("vat+em", "pt")
+    assert (trainer.hp["em_pass"], trainer.hp["em_weight"]) == ("clean", 0.06)
+    x, labels = a_batch()
+    logits = model(x).numpy().astype(np.float64)  # the stand-in does not augment
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    entropy = -(p * np.log(p)).sum(axis=1)
+    stats = trainer.train_step(x, labels)
+    np.testing.assert_allclose(float(stats["em"]), 0.06 * entropy[4:].sum() / 8, rtol=1e-5)
 
 
 def test_ns3l_diagnostics_count_negatives():

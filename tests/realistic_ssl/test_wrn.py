@@ -80,6 +80,39 @@ def test_residual_units_follow_the_spec_wiring_and_tf_same_padding():
     assert first.projection is None and model.unit_3_0.projection is not None
 
 
+def test_pt_stride2_convs_pad_one_pixel_on_every_side():
+    model = WideResNet(10, augmentation=CIFAR_AUGMENTATION, seed=0, depth=10, width=1,
+                       stride2_padding="symmetric")  # fmt: skip
+    model.build((None, 8, 8, 3))
+    unit = model.unit_2_0  # 16 -> 32 at stride 2
+    x = images((2, 8, 8, 16))
+    activated = tf.nn.leaky_relu(x / 1.001**0.5, 0.1)  # fresh BN in inference mode
+    padded = tf.pad(activated, [[0, 0], [1, 1], [1, 1], [0, 0]])  # [PT]: padding=1
+    h = tf.nn.conv2d(padded, unit.conv_in.kernel.numpy(), 2, "VALID")  # 10x10 -> 4x4
+    h = tf.nn.leaky_relu(h / 1.001**0.5, 0.1)
+    h = tf.nn.conv2d(h, unit.conv_out.kernel.numpy(), 1, "SAME")
+    want = h + tf.nn.conv2d(x, unit.projection.kernel.numpy(), 2, "VALID")
+    np.testing.assert_allclose(unit(x), want, rtol=1e-4, atol=1e-4)
+    assert model(tf.zeros((1, 8, 8, 3))).shape == (1, 10)
+    with pytest.raises(UsageError, match="stride2_padding='valid': expected one of same"):
+        WideResNet(10, augmentation=CIFAR_AUGMENTATION, seed=0, stride2_padding="valid")
+
+
+@pytest.mark.parametrize(
+    ("dense_init", "truncated"), [("glorot_truncated", True), ("glorot_untruncated", False)]
+)
+def test_the_classifier_kernel_is_glorot_normal_truncated_or_not(dense_init, truncated):
+    model = WideResNet(100, augmentation=CIFAR_AUGMENTATION, seed=0, depth=10, width=4,
+                       dense_init=dense_init)  # fmt: skip
+    model.build((None, 8, 8, 3))
+    kernel = model.classifier.kernel.numpy()  # 256 x 100: std sqrt(2 / 356)
+    std = np.sqrt(2 / (256 + 100))
+    assert kernel.std() == pytest.approx(std, rel=0.05)
+    # A truncated normal (Keras rescales it to the same std) never goes beyond 2 of its scales.
+    beyond = np.abs(kernel).max() / std
+    assert (beyond < 2.3) == truncated
+
+
 def numpy_batch_norm(x, mean, variance, gamma, beta, epsilon=1e-3):
     mean, variance, gamma, beta = map(np.asarray, (mean, variance, gamma, beta))
     return gamma * (x - mean) / np.sqrt(variance + epsilon) + beta
@@ -109,9 +142,11 @@ def test_batch_norm_pass_without_update_uses_batch_moments_and_keeps_moving_ones
 
 def test_batch_norm_update_moves_statistics_by_one_thousandth_of_the_gap():
     layer = built_batch_norm()
-    x = images((8, 4, 4, 3)) * 3 + 2
+    x = images((2, 4, 4, 3)) * 3 + 2  # 32 values per channel
     tf.function(lambda x: layer(x, training=True, update_bn_stats=True))(x)
-    mean, variance = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+    # The moving variance takes the unbiased batch variance, n/(n - 1) = 32/31 times the biased
+    # one the batch is normalised with: TF1's fused kernel and PyTorch both do (mixmatch.md §2.3).
+    mean, variance = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2), ddof=1)
     moving_mean, moving_variance = np.array([1.0, -1.0, 0.5]), np.array([2.0, 0.5, 1.0])
     want_mean = moving_mean + 0.001 * (mean - moving_mean)
     want_variance = moving_variance + 0.001 * (variance - moving_variance)
@@ -189,6 +224,21 @@ def test_translation_is_a_reflect_pad_crop_with_its_own_offset_per_example():
     offsets = [pick % 25 for pick in picks]
     assert len(set(offsets)) == 25  # every shift in {-2..2}² occurs
     assert 70 < sum(pick >= 25 for pick in picks) < 130  # flipped before cropping
+
+
+def test_pt_draws_one_flip_and_one_shift_for_the_whole_batch():
+    x = images((64, 5, 6, 2))
+    per_batch = Augmentation(flip=True, translate=2, noise_std=0.0, per_batch=True)
+    picks = set()
+    for seed in range(12):
+        got = augment(tf.constant(x), per_batch, tf.random.Generator.from_seed(seed)).numpy()
+        batch_picks = {
+            exact_match_index(g, reflect_crops(image) + reflect_crops(image[:, ::-1]))
+            for g, image in zip(got, x, strict=True)
+        }
+        assert len(batch_picks) == 1  # every image flipped and shifted alike
+        picks |= batch_picks
+    assert len(picks) > 6  # ... and another draw for the next batch
 
 
 def test_noise_is_gaussian_with_std_0_15():
