@@ -7,6 +7,9 @@ from ns3l import settings
 
 @dataclass(frozen=True)
 class RunConfig(settings.RunConfig):
+    model_size: str = "standard"  # presets.MODEL_SIZES: "large" is the MixMatch paper's 135
+    stl10_folds: str | None = None  # the official fold_indices.txt, train_X.bin beside it
+
     @property
     def iterations(self) -> int:
         """kimg counts labeled images (1 kimg = 1,024), one iteration takes `batch` of them."""

@@ -1,8 +1,11 @@
 """A MixMatch run: build, resume, train, evaluate the EMA model every report_kimg, checkpoint.
 
 The paper's number (spec §4): 100 − the median of the last 20 EMA test accuracies, i.e. the median
-of the last 20 test errors. Evaluation, checkpoint and results.json happen together, so a resumed
-run continues its list of evaluations exactly where its checkpoint left it.
+of the last 20 test errors. The evaluations fall where the original's summaries fire: after the
+first iteration, then every report period from there (iterations 1, 1 + R, 1 + 2R, ...; R = 1,024
+at 64 kimg), which is libml's `save_summaries_steps=report_nimg - batch` hook counting images.
+Evaluation, checkpoint and results.json happen together, so a resumed run continues its list of
+evaluations exactly where its checkpoint left it; the last iteration is checkpointed too.
 """
 
 from pathlib import Path
@@ -27,6 +30,7 @@ from ns3l.runs import (
     run_record,
     start_run,
     train_calls,
+    write_split,
 )
 from ns3l.settings import MUTABLE_KEYS
 from ns3l.summaries import ProgressPrinter, ScalarWriter
@@ -41,7 +45,7 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
     strategy = start_run(config)
     data = prepare(
         config.dataset, config.value("n_labeled"), config.value("n_valid"), config.seed,
-        data_dir=config.data_dir, download=config.download,
+        data_dir=config.data_dir, download=config.download, stl10_folds=config.stl10_folds,
     )  # fmt: skip
     with strategy.scope(), precision.policy_scope(precision.policy_name(config.mixed_precision)):
         trainer = build_trainer(config, data)
@@ -51,6 +55,7 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
         augment_rng=trainer.augment_rng, mixup_rng=trainer.mixup_rng,
     )  # fmt: skip
     start = checkpoint.restore_latest() or 0
+    write_split(config.logdir, data.split)
     history = previous_history(config.logdir, start)
     batches = train_batches(data, config.value("batch"), config.seed, start)
     steps = compiled_steps(strategy, trainer.train_step)
@@ -60,18 +65,22 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
     progress = ProgressPrinter(total, config.value("batch"), first_step=start)
     with ScalarWriter(config.logdir) as writer:
         iterator = iter(strategy.experimental_distribute_dataset(batches))
+        # Calls end where the loop logs (multiples of LOG_EVERY) and evaluates (1 + multiples of
+        # the report period: offset 1).
         every = (LOG_EVERY, config.report_every)
-        for step, stats in train_calls(steps, iterator, start, end, config, every):
-            progress.update(
-                step, {k: v for k, v in stats.items() if k != "total"}, force=step == end
-            )
+        calls = train_calls(steps, iterator, start, end, config, every, offset=1)
+        for step, stats in calls:
+            losses = {k: v for k, v in stats.items() if "/" not in k and k != "total"}
+            progress.update(step, losses, force=step == end)
             if step % LOG_EVERY == 0 or step == end:
-                writer.write(step, {f"losses/{k}": float(v) for k, v in stats.items()})
-            if step % config.report_every == 0 or step == total:
+                writer.write(step, scalars(stats, config, step))
+            evaluates = (step - 1) % config.report_every == 0
+            if evaluates:
                 copy_bn_statistics(trainer.model, trainer.ema_model)
                 history.append(evaluate(predict, data, step, config))
                 writer.write(step, {k: v for k, v in history[-1].items() if k != "step"})
                 progress.update(step, eval_error=history[-1]["test_error"])
+            if evaluates or step == total:
                 checkpoint.save(step)
                 write_results(config.logdir, results(config, data, step, history))
     return read_results(config.logdir) if (Path(config.logdir) / RESULTS_FILE).exists() else {}
@@ -100,7 +109,8 @@ def build_trainer(config: RunConfig, data: PreparedData) -> MixMatchTrainer:
 
 
 def scalars(stats: dict, config: RunConfig, step: int) -> dict:
-    """The losses, the λ_U ramp and NS3L's negatives per row, as TensorBoard scalars."""
+    """The losses (`losses/xe`, `losses/l2u` as the original logs them), the λ_U of the last
+    iteration (`w_match`) and NS3L's negatives per mixed row, as TensorBoard scalars."""
     values = {f"losses/{k}": float(v) for k, v in stats.items() if "/" not in k}
     warmup = config.value("warmup_kimg") * 1024 // config.value("batch")
     values["w_match"] = config.value("w_match") * min((step - 1) / max(warmup, 1), 1.0)
@@ -137,4 +147,4 @@ def results(config: RunConfig, data: PreparedData, step: int, history: list) -> 
     metrics = {f"median_test_error_last{n}": float(np.median(errors[-n:])) for n in MEDIANS}
     finished = step == config.iterations
     record = run_record("mixmatch", config, data.split_sizes, step, finished, metrics, history)
-    return record | {"kimg": step * config.value("batch") / 1024}
+    return record | {"kimg": step * config.value("batch") / 1024, "split_rule": data.split.rule}

@@ -9,6 +9,7 @@ from ns3l.errors import UsageError, expected
 from ns3l.settings import Setting
 
 METHODS = ("mixmatch", "mixmatch+ns3l")
+MODEL_SIZES = ("standard", "large")
 PAPER_CELLS = (("cifar10", 250), ("cifar10", 4000), ("svhn", 250), ("svhn", 1000), ("stl10", 1000))
 
 COMMON = {
@@ -16,6 +17,9 @@ COMMON = {
     "lr": Setting(0.002, "spec §3.4"),
     "wd": Setting(0.02, "spec §3.4: kernels × (1 - wd·lr) after each step"),
     "ema": Setting(0.999, "spec §3.4"),
+    "ema_order": Setting(
+        "pre_step", "the original's EMA op races the train op and reads the pre-step weights"
+    ),
     "batch": Setting(64, "spec §0"),
     "sharpen_temperature": Setting(0.5, "spec §3.1 (hard-coded)"),
     "train_kimg": Setting(65_536, "spec §3.5: 2^20 iterations of 64"),
@@ -30,7 +34,9 @@ COMMON = {
 NS3L_DEFAULTS = {
     "ns3l_threshold": Setting(0.05, "NS3L §4.4"),
     "ns3l_ramp": Setting(False, "assumed: spec §6.4, constant λ1 from step 0"),
+    "ns3l_numerics": Setting("reference", "[NS] ns3l.py: float32 softmax, 1 - Σ, clamp 1e-8"),
 }
+CHOICES = {"ema_order": ("pre_step", "post_step"), "ns3l_numerics": ("reference", "stable")}
 DATASETS = {
     "cifar10": {
         "n_labeled": Setting(250, "NS3L Table 3 (also 4000)"),
@@ -46,11 +52,20 @@ DATASETS = {
         "scales": Setting(4, "spec §5: runs/table2.sh passes --scales=4"),
         "train_kimg": Setting(16_384, "assumed: NS3L §4.4 trains STL-10 'significantly' shorter"),
     },
+    "cifar100": {
+        "n_labeled": Setting(10_000, "spec §3.6 runs/table1.sh (large model only)"),
+        "w_match": Setting(150.0, "spec §3.6 runs/table1.sh"),
+    },
     "digits": {
         "n_labeled": Setting(50, "demo: 5 labels per class"),
         "w_match": Setting(75.0, "assumed: the CIFAR-10 value"),
         "scales": Setting(2, "assumed: ceil(log2(16)) - 2 for 16 px digits (spec §2.1 rule)"),
     },
+}
+# The MixMatch paper's large model (spec §3.6 runs/table1.sh: cifar10@4000, cifar100@10000).
+LARGE_MODEL = {
+    "filters": Setting(135, "spec §3.6 runs/table1.sh: the large model (~26M parameters)"),
+    "wd": Setting(0.04, "spec §3.6 runs/table1.sh: the large model's wd"),
 }
 # λ1 per paper cell (NS3L §4.4): 5 (CIFAR-10-250), 10 (CIFAR-10-4000), 2 (SVHN, STL-10).
 NS3L_WEIGHTS = {
@@ -69,10 +84,17 @@ def parse_method(text: str) -> str:
     return text
 
 
-def resolve(method: str, dataset: str, flags: dict[str, object]) -> dict[str, Setting]:
-    """COMMON, the data set's values (CIFAR-10's for a data set outside the paper), NS3L's for
-    mixmatch+ns3l, then the non-None `flags`, each with its source."""
+def resolve(
+    method: str, dataset: str, flags: dict[str, object], model_size: str = "standard"
+) -> dict[str, Setting]:
+    """COMMON, the data set's values (CIFAR-10's for a data set outside the paper), the large
+    model's if asked, NS3L's for mixmatch+ns3l, then the non-None `flags`, each with its
+    source."""
+    if model_size not in MODEL_SIZES:
+        raise expected("--model_size", model_size, MODEL_SIZES)
     settings = dict(COMMON) | DATASETS.get(dataset, _other_dataset(dataset))
+    if model_size == "large":
+        settings |= LARGE_MODEL
     if flags.get("n_labeled") is not None:
         settings["n_labeled"] = Setting(flags["n_labeled"], "flag")
     if method == "mixmatch+ns3l":
@@ -82,6 +104,8 @@ def resolve(method: str, dataset: str, flags: dict[str, object]) -> dict[str, Se
             continue
         if name not in settings and name != "n_labeled":
             raise UsageError(f"--{name}={value!r} is not used by --method={method}")
+        if name in CHOICES and value not in CHOICES[name]:
+            raise expected(f"--{name}", value, CHOICES[name])
         settings[name] = Setting(value, "flag")
     return settings
 

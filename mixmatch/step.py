@@ -59,7 +59,7 @@ class MixMatchTrainer:
         self, x: Tensor, labels: Tensor, u: Tensor, lam: Tensor, permutation: Tensor
     ) -> dict[str, Tensor]:
         """The iteration given MixUp's λ' [3b] and permutation [3b] (what XLA compiles)."""
-        step = self.optimizer.iterations
+        step = tf.identity(self.optimizer.iterations)  # this iteration's index, read now
         x_aug = augment(x, self.augmentation, self.augment_rng)  # one view per labeled image
         u1, u2 = (augment(u, self.augmentation, self.augment_rng) for _ in range(2))  # two views
         q = mm.guess_labels(self.model, u1, u2, self.hp["sharpen_temperature"])  # [b, K]
@@ -72,9 +72,16 @@ class MixMatchTrainer:
             total = tf.add_n(list(losses.values()))
             scaled_total = precision.scaled(self.optimizer, total)  # float16: × the loss scale
         variables = self.model.trainable_variables
-        self.optimizer.apply(tape.gradient(scaled_total, variables), variables)
+        gradients = tape.gradient(scaled_total, variables)
+        shadow = self.ema_model.trainable_variables
+        if self.hp["ema_order"] == "pre_step":
+            # The original creates its EMA op outside the train op's control dependency, so in
+            # practice it averages the weights this step started from (docs/mixmatch.md).
+            mm.ema_update(shadow, variables, self.hp["ema"])
+        self.optimizer.apply(gradients, variables)
         mm.decay_kernels(self.kernels, self.hp["wd"] * self.hp["lr"])  # after the step (§3.4)
-        mm.ema_update(self.ema_model.trainable_variables, variables, self.hp["ema"])
+        if self.hp["ema_order"] == "post_step":
+            mm.ema_update(shadow, variables, self.hp["ema"])
         stats = {"total": total, **losses}
         if "ns3l" in losses:  # not a loss: this replica's share of the negatives per mixed row
             negatives = negatives_below(targets_mixed, self.hp["ns3l_threshold"])
@@ -105,7 +112,9 @@ class MixMatchTrainer:
             # Negatives from the mixed targets P' (strict < T), penalty on the network's outputs
             # for the same mixed rows, mean over all of X' ∪ U' (spec §6.1, §6.4).
             negatives = negatives_below(targets_mixed, self.hp["ns3l_threshold"])
-            ns3l = tf.reduce_mean(ns3l_per_example(negatives, logits))
+            ns3l = tf.reduce_mean(
+                ns3l_per_example(negatives, logits, numerics=self.hp["ns3l_numerics"])
+            )
             ramp = lambda_u / self.hp["w_match"] if self.hp["ns3l_ramp"] else 1.0
             losses["ns3l"] = share * self.hp["ns3l_weight"] * ramp * ns3l
         return losses

@@ -43,6 +43,30 @@ define.integer("filters", None, "ResNet base width (32)")
 define.integer("scales", None, "ResNet scales (3 at 32 px, 4 for STL-10)")
 define.integer("repeat", None, "residual blocks per scale (4)")
 define.float("bn_momentum", None, "BN moving-average decay (0.999)")
+define.enum(
+    "model_size",
+    "standard",
+    presets.MODEL_SIZES,
+    "large: the MixMatch paper's large model, 135 filters and wd 0.04 (its runs/table1.sh)",
+)
+define.enum(
+    "ema_order",
+    None,
+    presets.CHOICES["ema_order"],
+    "the EMA averages the weights before the step (the original, racing) or after it",
+)
+define.enum(
+    "ns3l_numerics",
+    None,
+    presets.CHOICES["ns3l_numerics"],
+    "reference: the released float32 formula and clamp; stable: log-sum-exps",
+)
+define.string(
+    "stl10_folds",
+    None,
+    "STL-10: the official fold_indices.txt (train_X.bin beside "
+    "it); line --seed is the labeled set. Default: a create_split draw",
+)
 
 # Flag name -> setting name (the original's names on the command line, the papers' in code).
 HPARAM_FLAGS = {
@@ -50,7 +74,7 @@ HPARAM_FLAGS = {
     "batch": "batch", "ns3l_weight": "ns3l_weight", "ns3l_threshold": "ns3l_threshold",
     "ns3l_ramp": "ns3l_ramp", "train_kimg": "train_kimg", "report_kimg": "report_kimg",
     "warmup_kimg": "warmup_kimg", "filters": "filters", "scales": "scales", "repeat": "repeat",
-    "bn_momentum": "bn_momentum",
+    "bn_momentum": "bn_momentum", "ema_order": "ema_order", "ns3l_numerics": "ns3l_numerics",
     "n_labeled": "n_labeled", "n_valid": "n_valid",
 }  # fmt: skip
 
@@ -59,14 +83,16 @@ def config_from_flags() -> RunConfig:
     """Resolves the flags against the presets; UsageError on any bad value."""
     method = presets.parse_method(FLAGS.method)
     overrides = {setting: FLAGS[flag].value for flag, setting in HPARAM_FLAGS.items()}
-    settings = presets.resolve(method, FLAGS.dataset, overrides)
+    settings = presets.resolve(method, FLAGS.dataset, overrides, FLAGS.model_size)
+    if FLAGS.stl10_folds is not None and FLAGS.dataset != "stl10":
+        raise UsageError(f"--stl10_folds is for --dataset=stl10, not {FLAGS.dataset!r}")
     if "n_labeled" not in settings:
         raise UsageError(f"--dataset={FLAGS.dataset!r} has no preset: give --n_labeled")
     n_labeled, n_valid = settings["n_labeled"].value, settings["n_valid"].value
     logdir = FLAGS.logdir or f"runs/{FLAGS.dataset}.{FLAGS.seed}@{n_labeled}-{n_valid}/{method}"
     return RunConfig(
         method=method, dataset=FLAGS.dataset, seed=FLAGS.seed, logdir=logdir, settings=settings,
-        **shared_options(FLAGS),
+        model_size=FLAGS.model_size, stl10_folds=FLAGS.stl10_folds, **shared_options(FLAGS),
     )  # fmt: skip
 
 

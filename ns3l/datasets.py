@@ -22,6 +22,9 @@ TFDS_SOURCES = {
     "stl10": ("stl10", "unlabelled"),
 }
 DATASET_NAMES = (*TFDS_SOURCES, "digits")
+# The split rules index these in the original files' order, which TFDS records only as an `id`
+# (cifar10 and cifar100 from 3.0.2, svhn_cropped from 3.1.0); STL-10 has none (mixmatch/data.py).
+FILE_ORDER_REQUIRED = ("cifar10", "cifar100", "svhn")
 DIGITS_TRAIN_SIZE = 1_297  # the other 500 of the 1,797 digits are the test set
 DIGITS_SPLIT_SEED = 0
 _READ_BATCH = 4096  # batch_size=-1 (one batch of everything) crashes under tfds mock_data
@@ -53,6 +56,8 @@ def load_dataset(name: str, data_dir: str | None = None, download: bool = False)
     builder = _builder(name, tfds_name, data_dir)
     if download:
         builder.download_and_prepare()
+    if name in FILE_ORDER_REQUIRED:
+        require_record_ids(name, builder)
     image_key, label_key = _feature_keys(builder, name)
     train_images, train_labels = _read_split(builder, "train", (image_key, label_key), name)
     test_images, test_labels = _read_split(builder, "test", (image_key, label_key), name)
@@ -86,6 +91,19 @@ def _builder(name: str, tfds_name: str, data_dir: str | None) -> tfds.core.Datas
     except ValueError:  # an unknown or malformed name: TFDS's own message lists 1,000 data sets
         accepted = [*DATASET_NAMES, f"or a TFDS image-classification data set in {data_dir}"]
         raise expected("dataset", name, accepted) from None
+
+
+def require_record_ids(name: str, builder: tfds.core.DatasetBuilder) -> None:
+    """A one-line UsageError if `builder`'s records carry no `id`: an older TFDS version, whose
+    record order cannot be put back into the files' order the split rules assume."""
+    if "id" in builder.info.features:
+        return
+    raise UsageError(
+        f"dataset={name!r}: {builder.name} {builder.info.version} in {builder.data_dir_root} has "
+        "no record ids, so its images cannot be put in the original files' order the split "
+        f"rules index; rebuild it with `tfds build {builder.name}` (tensorflow-datasets "
+        f"{tfds.__version__} writes a version with ids) and copy it here"
+    )
 
 
 def _feature_keys(builder: tfds.core.DatasetBuilder, name: str) -> tuple[str, str]:

@@ -72,18 +72,25 @@ def _on_replicas(
 
 
 def call_ranges(
-    start: int, end: int, steps_per_call: int, every: Iterable[int], profile_step: int = 0
+    start: int,
+    end: int,
+    steps_per_call: int,
+    every: Iterable[int],
+    profile_step: int = 0,
+    offset: int = 0,
 ) -> Iterator[tuple[int, int]]:
     """(first, last) step of each compiled call that takes a run from `start` to `end`.
 
     A call runs at most `steps_per_call` steps and ends on every multiple of each of `every`
-    (where the loop logs, evaluates and checkpoints), so the loop sees each of those steps; the
+    (where the loop logs, evaluates and checkpoints), and on every multiple plus `offset` (a
+    stack that evaluates at steps 1, 1 + R, ...), so the loop sees each of those steps; the
     profiled step runs in a call of its own."""
-    boundaries = [n for n in every if n > 0]
+    boundaries = [(n, shift) for n in every if n > 0 for shift in {0, offset}]
     first = start + 1
     while first <= end:
         last = min(
-            [end, first + steps_per_call - 1] + [(first + n - 1) // n * n for n in boundaries]
+            [end, first + steps_per_call - 1]
+            + [(first - shift + n - 1) // n * n + shift for n, shift in boundaries]
         )
         if first < profile_step <= last:
             last = profile_step - 1  # the profiled step starts the next call
@@ -100,11 +107,12 @@ def train_calls(
     end: int,
     config: RunConfig,
     every: Iterable[int],
+    offset: int = 0,
 ) -> Iterator[tuple[int, dict[str, Tensor]]]:
     """Runs `steps` (from `compiled_steps`) from `start` to `end` in the calls `call_ranges`
     gives; yields (last step of the call, its statistics). The call holding
     `config.profile_step` is traced for TensorBoard's profiler into `config.logdir`."""
-    ranges = call_ranges(start, end, config.steps_per_call, every, config.profile_step)
+    ranges = call_ranges(start, end, config.steps_per_call, every, config.profile_step, offset)
     for first, last in ranges:
         if first != config.profile_step:
             yield last, steps(iterator, last - first + 1)

@@ -11,6 +11,7 @@ from mixmatch.config import RunConfig
 from mixmatch.data import prepare, train_batches
 from mixmatch.loop import train
 from ns3l.datasets import svhn_digit_to_mixmatch
+from tests.ns3l.test_summaries import read_scalars
 
 
 def tiny_config(method, logdir, iterations=4, **changes) -> RunConfig:
@@ -27,12 +28,21 @@ def tiny_config(method, logdir, iterations=4, **changes) -> RunConfig:
 def test_both_methods_run_on_digits(method, tmp_path):
     result = train(tiny_config(method, tmp_path, iterations=8))
     assert result["finished"] and result["step"] == 8 and result["kimg"] == 2.0
-    assert [h["step"] for h in result["history"]] == [4, 8]
+    # As the original's summaries: after the first iteration, then every period from there.
+    assert [h["step"] for h in result["history"]] == [1, 5]
+    assert [h["kimg"] for h in result["history"]] == [0.25, 1.25]
     assert result["split_sizes"] == {"labeled": 50, "unlabeled": 1246, "valid": 1, "test": 500}
     errors = [h["test_error"] for h in result["history"]]
     assert result["metrics"]["median_test_error_last1"] == errors[-1]
     assert result["metrics"]["median_test_error_last20"] == pytest.approx(np.median(errors))
     assert ("ns3l_weight" in result["config"]) == (method == "mixmatch+ns3l")
+    tags = {tag for tag, _, _ in read_scalars(tmp_path)}
+    assert {"losses/xe", "losses/l2u", "w_match", "test_error"} <= tags
+    assert ("ns3l/negatives_per_row" in tags) == (method == "mixmatch+ns3l")
+    assert not any(tag.startswith("losses/count") for tag in tags)
+    split = json.loads((tmp_path / "split.json").read_text())
+    assert split["rule"] == "mixmatch: create_split, seed 2" == result["split_rule"]
+    assert len(split["labeled"]) == 50 and len(split["valid"]) == 1
 
 
 def checkpoint_values(logdir) -> dict[str, np.ndarray]:
@@ -45,8 +55,8 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     whole = tiny_config("mixmatch+ns3l", tmp_path / "whole", iterations=8, deterministic=True)
     cut = tiny_config("mixmatch+ns3l", tmp_path / "cut", iterations=8, deterministic=True)
     train(whole)
-    train(cut, stop_after=6)  # killed after iteration 6; its last checkpoint is 4
-    assert json.loads((tmp_path / "cut" / "results.json").read_text())["step"] == 4
+    train(cut, stop_after=7)  # killed after iteration 7; its last checkpoint is 5
+    assert json.loads((tmp_path / "cut" / "results.json").read_text())["step"] == 5
     resumed = train(cut)
     uninterrupted = json.loads((tmp_path / "whole" / "results.json").read_text())
     assert resumed["history"] == uninterrupted["history"]

@@ -82,3 +82,27 @@ def test_bad_method_is_a_one_line_error_from_the_command_line():
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last == "error: --method='fixmatch': expected one of mixmatch, mixmatch+ns3l"
+
+
+def test_the_large_model_is_a_named_option_with_its_own_wd():
+    large = values_of("mixmatch", "cifar100", "large")
+    assert (large["filters"], large["wd"], large["w_match"], large["n_labeled"]) == (
+        135, 0.04, 150.0, 10_000,
+    )  # fmt: skip
+    assert presets.resolve("mixmatch", "cifar10", {}, "large")["filters"].source.startswith(
+        "spec §3.6 runs/table1.sh"
+    )
+    assert values_of("mixmatch", "cifar10", "standard")["filters"] == 32
+    with pytest.raises(UsageError, match="--model_size='huge': expected one of standard, large"):
+        presets.resolve("mixmatch", "cifar10", {}, "huge")
+
+
+def test_ema_order_and_ns3l_numerics_default_to_the_originals():
+    got = values("mixmatch+ns3l", "cifar10")
+    assert (got["ema_order"], got["ns3l_numerics"]) == ("pre_step", "reference")
+    with pytest.raises(UsageError, match="--ema_order='during': expected one of pre_step"):
+        presets.resolve("mixmatch", "cifar10", {"ema_order": "during"})
+
+
+def values_of(method, dataset, model_size):
+    return {k: s.value for k, s in presets.resolve(method, dataset, {}, model_size).items()}

@@ -12,8 +12,10 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from ns3l.datasets import (
+    FILE_ORDER_REQUIRED,
     load_dataset,
     load_digits,
+    require_record_ids,
     svhn_digit_to_mixmatch,
     svhn_mixmatch_to_digit,
 )
@@ -51,11 +53,29 @@ with tfds.core.registered.skip_registration():  # found by name only in the prep
         def _split_generators(self, dl_manager):
             return {"train": self._generate_examples(6)}
 
+    class Ns3lNoIds(Ns3lTinyShapes):
+        """Like svhn_cropped 3.0.0: the same records without their `id`."""
+
+        VERSION = tfds.core.Version("3.0.0")
+
+        def _info(self) -> tfds.core.DatasetInfo:
+            features = {
+                "image": tfds.features.Image(shape=(5, 7, 1)),
+                "label": tfds.features.ClassLabel(num_classes=3),
+            }
+            return tfds.core.DatasetInfo(
+                builder=self, features=tfds.features.FeaturesDict(features)
+            )
+
+        def _generate_examples(self, n):
+            for i in range(n):
+                yield i, {"image": np.full((5, 7, 1), i, np.uint8), "label": i % 3}
+
 
 @pytest.fixture(scope="module")
 def prepared_dir(tmp_path_factory) -> str:
     data_dir = str(tmp_path_factory.mktemp("tfds"))
-    for builder in (Ns3lTinyShapes, Ns3lTrainOnly):
+    for builder in (Ns3lTinyShapes, Ns3lTrainOnly, Ns3lNoIds):
         builder(data_dir=data_dir).download_and_prepare()
     return data_dir
 
@@ -166,6 +186,19 @@ def test_own_prepared_dataset_in_file_order(prepared_dir):
     np.testing.assert_array_equal(dataset.train_labels, np.arange(30) % 3)
     assert dataset.train_images.shape == (30, 5, 7, 1) and dataset.num_classes == 3
     np.testing.assert_array_equal(dataset.test_images[:, 0, 0, 0], np.arange(9))
+
+
+def test_a_version_without_record_ids_is_refused_where_the_split_needs_file_order(prepared_dir):
+    old = tfds.builder("ns3l_no_ids", data_dir=prepared_dir)
+    with pytest.raises(UsageError) as error:
+        require_record_ids("svhn", old)
+    message = str(error.value)
+    assert message.startswith("dataset='svhn': ns3l_no_ids 3.0.0 in ") and "\n" not in message
+    assert "has no record ids" in message and "`tfds build ns3l_no_ids`" in message
+    require_record_ids("svhn", tfds.builder("ns3l_tiny_shapes", data_dir=prepared_dir))
+    assert FILE_ORDER_REQUIRED == ("cifar10", "cifar100", "svhn")
+    # A data set outside the rules' assumption loads in TFDS's order, as before.
+    assert len(load_dataset("ns3l_no_ids", data_dir=prepared_dir).train_labels) == 30
 
 
 def test_missing_split_is_one_line(prepared_dir):

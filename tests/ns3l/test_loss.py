@@ -35,16 +35,18 @@ def softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
+@pytest.mark.parametrize("numerics", ["stable", "reference"])
 @pytest.mark.parametrize("num_classes,threshold", [(10, 0.04), (100, 0.004), (3, 0.2)])
-def test_matches_numpy_on_random_inputs(num_classes, threshold):
+def test_matches_numpy_on_random_inputs(num_classes, threshold, numerics):
     rng = np.random.default_rng(num_classes)
     logits = rng.normal(scale=3.0, size=(64, num_classes)).astype(np.float32)
     targets = softmax(rng.normal(scale=3.0, size=(64, num_classes))).astype(np.float32)
     mask = (rng.random(64) < 0.5).astype(np.float32)
     want = numpy_ns3l(targets, logits, threshold, mask)
-    got = ns3l_loss(targets, logits, threshold, mask=mask)
+    got = ns3l_loss(targets, logits, threshold, mask=mask, numerics=numerics)
     assert want > 0.01  # the case is not trivially zero
-    np.testing.assert_allclose(float(got), want, rtol=1e-5)
+    # The reference's float32 1 - s loses a few digits to cancellation (2e-5 at K = 100).
+    np.testing.assert_allclose(float(got), want, rtol=1e-5 if numerics == "stable" else 1e-4)
 
 
 def test_hand_computed_rows():
@@ -319,3 +321,72 @@ def test_bad_arguments_name_the_value(make, message):
         make()
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+# The two numerics near saturation (docs/ns3l.md)
+
+
+def reference_float32(negatives, logits):
+    """ns3l.py's rows in float32, as the released code computes them: softmax, 1 - Σ, clamp."""
+    z = logits.astype(np.float32)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True, dtype=np.float32)
+    s = np.where(negatives, p, np.float32(0)).sum(axis=1, dtype=np.float32)
+    return -np.log(np.clip(np.float32(1) - s, np.float32(1e-8), np.float32(1)))
+
+
+def saturated_case(seed=1):
+    """Logits of scale 10 and one non-negative class per row, the third smallest: 1 - s is then
+    tiny for many rows, the regime where the two numerics part."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(scale=10.0, size=(64, 10)).astype(np.float32)
+    kept = np.argsort(logits, axis=1)[:, 2]
+    negatives = np.ones((64, 10), bool)
+    negatives[np.arange(64), kept] = False
+    z = logits.astype(np.float64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    exact = -np.log(e[np.arange(64), kept] / e.sum(axis=1))  # float64
+    return negatives, logits, exact
+
+
+def test_reference_numerics_are_the_released_float32_formula():
+    negatives, logits, exact = saturated_case()
+    got = ns3l_per_example(negatives, logits, numerics="reference").numpy()
+    want = reference_float32(negatives, logits)
+    # The same float32 formula: 1 - s agrees to a few ulps of 1 (summation order differs between
+    # frameworks), so near the clamp the loss moves between the levels -log(k · 2^-24).
+    np.testing.assert_allclose(np.exp(-got), np.exp(-want), rtol=0, atol=4 * 2.0**-24)
+    # ... and its cancellation: many rows off the exact value by more than 0.5.
+    assert (np.abs(got - np.minimum(exact, MAX_ROW_LOSS)) > 0.5).sum() >= 10
+
+
+def test_stable_numerics_keep_the_exact_value_and_gradient_where_the_reference_clamps():
+    negatives, logits, exact = saturated_case()
+    stable = ns3l_per_example(negatives, logits, numerics="stable").numpy()
+    reference = ns3l_per_example(negatives, logits, numerics="reference").numpy()
+    below_cap = exact < MAX_ROW_LOSS
+    np.testing.assert_allclose(stable[below_cap], exact[below_cap], rtol=1e-5)
+    parted = below_cap & (reference >= MAX_ROW_LOSS - 1e-4)  # clamped though below the cap
+    assert parted.sum() >= 3
+    variable = tf.constant(logits)
+    for numerics, zero_on_parted in (("reference", True), ("stable", False)):
+        with tf.GradientTape() as tape:
+            tape.watch(variable)
+            total = tf.reduce_sum(ns3l_per_example(negatives, variable, numerics=numerics))
+        gradient = np.abs(tape.gradient(total, variable).numpy()).sum(axis=1)
+        assert (gradient[parted] == 0).all() == zero_on_parted
+        assert (gradient[parted] > 0).all() != zero_on_parted
+
+
+@pytest.mark.parametrize("numerics", ["reference", "stable"])
+def test_the_keras_loss_and_layer_keep_their_numerics(numerics):
+    loss = NS3LLoss(threshold=0.05, numerics=numerics)
+    assert NS3LLoss.from_config(loss.get_config()).numerics == numerics
+    layer = NS3L(numerics=numerics)
+    assert NS3L.from_config(layer.get_config()).numerics == numerics
+    negatives, logits, _ = saturated_case()
+    targets = np.where(negatives, 0.0, 1.0).astype(np.float32)
+    want = ns3l_per_example(negatives, logits, numerics=numerics).numpy().mean()
+    np.testing.assert_allclose(float(loss(targets, logits)), want, rtol=1e-6)
+    with pytest.raises(ValueError, match="numerics='exact': expected one of stable, reference"):
+        NS3LLoss(numerics="exact")

@@ -28,6 +28,12 @@ def test_call_ranges(start, end, per_call, every, profile, want):
     assert list(call_ranges(start, end, per_call, every, profile)) == want
 
 
+def test_call_ranges_with_an_offset_also_end_one_step_after_each_multiple():
+    # MixMatch evaluates at 1, 1 + 4, 1 + 8: those steps and the multiples of 4 end calls.
+    got = list(call_ranges(0, 10, 100, (4,), offset=1))
+    assert got == [(1, 1), (2, 4), (5, 5), (6, 8), (9, 9), (10, 10)]
+
+
 class Summer:
     """A train step with state: adds the batch's sum to a variable, returns it and the batch's
     first value (each replica its share)."""
