@@ -72,6 +72,10 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     assert resumed["history"] == uninterrupted["history"]
     want, got = checkpoint_values(tmp_path / "whole"), checkpoint_values(tmp_path / "cut")
     assert want.keys() == got.keys() and len(want) > 50
+    # The random streams (augmentation, VAT) continue where they stopped: equal states below.
+    assert {"wrn/generator/_state_var", "vat_rng/_state_var"} <= {
+        n.split("/.ATTR")[0] for n in want
+    }
     for name in want:
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
 
