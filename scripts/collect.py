@@ -18,7 +18,7 @@ import numpy as np
 from ns3l.settings import MUTABLE_KEYS
 from scripts.tables import GRID_KEYS, METRICS, Cell, Grid, preset_values
 
-IDENTITY_KEYS = ("method", "dataset", "seed", "n_labeled", *MUTABLE_KEYS)
+IDENTITY_KEYS = ("method", "dataset", "seed", "n_labeled", "protocol", *MUTABLE_KEYS)
 
 Variant = tuple[tuple[str, object], ...]  # what a run changed beyond the presets and the grid
 
@@ -39,10 +39,13 @@ class RunResult:
     metrics: dict
     grid: Grid
     variant: Variant
+    protocol: str = ""  # the Oliver stack's; "" for MixMatch
+    split_rule: str = ""
+    valid: float | None = None  # the validation error the paper's model selection used
 
     @property
     def key(self) -> tuple:
-        return (self.stack, self.dataset, self.n_labeled, self.method, self.grid)
+        return (self.stack, self.dataset, self.n_labeled, self.method, self.grid, self.protocol)
 
 
 @dataclass(frozen=True)
@@ -62,16 +65,19 @@ class Summary:
         return float(np.std(self.values, ddof=1)) if len(self.values) > 1 else math.nan
 
 
-def expected_config(stack: str, dataset: str, n_labeled: int, method: str) -> dict:
+def expected_config(
+    stack: str, dataset: str, n_labeled: int, method: str, protocol: str = ""
+) -> dict:
     """What a run of the cell holds in results.json "config" with no flag beyond the cell's:
-    the presets, and the defaults of the stack's other RunConfig fields (e.g. the WRN depth)."""
+    the presets (in the run's protocol), and the defaults of the stack's other RunConfig fields
+    (e.g. the WRN depth)."""
     run_config = importlib.import_module(f"{stack}.config").RunConfig
     defaults = {
         f.name: f.default
         for f in dataclasses.fields(run_config)
         if f.default is not dataclasses.MISSING
     }
-    return defaults | preset_values(stack, dataset, n_labeled, method)
+    return defaults | preset_values(stack, dataset, n_labeled, method, protocol)
 
 
 def deviations(record: dict) -> dict[str, object]:
@@ -79,7 +85,7 @@ def deviations(record: dict) -> dict[str, object]:
     presets do not have)."""
     config = record["config"]
     expected = expected_config(record["stack"], record["dataset"], config["n_labeled"],
-                               record["method"])  # fmt: skip
+                               record["method"], config.get("protocol", ""))  # fmt: skip
     # Only the run's own keys: one the code gained after the run (e.g. a new flag) is unknown.
     return {
         key: config[key]
@@ -94,26 +100,35 @@ def _same(a: object, b: object) -> bool:
     return a == b
 
 
-def load(root: Path) -> list[RunResult]:
-    """Every results.json under `root`, in path order."""
+def load(root: Path, prefix: bool = False) -> list[RunResult]:
+    """Every results.json under `root`, in path order; paths relative to `root`, or to its
+    parent with `prefix` (several roots merged into one report)."""
     runs = []
+    base = root.parent if prefix else root
     for path in sorted(root.rglob("results.json")):
         record = json.loads(path.read_text())
         changed = deviations(record)
         value = record["metrics"].get(METRICS[record["stack"]])
         runs.append(
             RunResult(
-                path=str(path.parent.relative_to(root)),
+                path=str(path.parent.relative_to(base)),
                 stack=record["stack"], dataset=record["dataset"],
                 n_labeled=record["config"]["n_labeled"], method=record["method"],
                 seed=record["seed"], finished=bool(record.get("finished")), step=record["step"],
-                value=None if value is None or math.isnan(value) else float(value),
+                value=_number(value),
                 metrics=record["metrics"],
                 grid=tuple((k, float(v)) for k, v in changed.items() if k in GRID_KEYS),
                 variant=tuple((k, v) for k, v in changed.items() if k not in GRID_KEYS),
+                protocol=record["config"].get("protocol", ""),
+                split_rule=record.get("split_rule", ""),
+                valid=_number(record["metrics"].get("best_valid_error")),
             )
         )  # fmt: skip
     return runs
+
+
+def _number(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
 
 
 def summarize(runs: Sequence[RunResult]) -> Summary:
@@ -133,4 +148,4 @@ def by_cell(runs: Sequence[RunResult]) -> dict[tuple, dict[Variant, list[RunResu
 
 def cell_key(cell: Cell) -> tuple:
     return (cell.stack, cell.dataset, cell.n_labeled, cell.method,
-            tuple((k, float(v)) for k, v in cell.grid))  # fmt: skip
+            tuple((k, float(v)) for k, v in cell.grid), cell.protocol)  # fmt: skip

@@ -7,16 +7,16 @@ import math
 from pathlib import Path
 
 from scripts.collect import RunResult, Summary, Variant, cell_key, summarize
-from scripts.tables import FIGURE3_PANELS, GRID_KEYS, PAPER_COLUMNS, Cell, Table, preset_values
+from scripts.tables import FIGURE3_KEYS, FIGURE3_PANELS, PAPER_COLUMNS, Cell, Table, preset_values
 
 MATPLOTLIB = "matplotlib==3.11.2"  # the version checked to install and draw (docs/reproducing.md)
 
 
 def point(cell: Cell) -> tuple[float, float]:
     """(T, λ1) of a grid cell: its own values over the presets'."""
-    values = preset_values(cell.stack, cell.dataset, cell.n_labeled, cell.method)
+    values = preset_values(cell.stack, cell.dataset, cell.n_labeled, cell.method, cell.protocol)
     values |= dict(cell.grid)
-    threshold, weight = (values[key] for key in GRID_KEYS)
+    threshold, weight = (values[key] for key in FIGURE3_KEYS)
     return threshold, weight
 
 

@@ -1,13 +1,19 @@
-"""Every results.json under a results root, as the paper's tables next to the published numbers.
+"""Every results.json under one or more results roots, as the paper's tables beside both papers.
 
-    python -m scripts.report runs/paper [--out DIR]
+    python -m scripts.report runs/paper [more roots ...] [--out DIR]
 
 Prints each table as Markdown: our mean ± std over the finished seeds of the paper's metric (test
 error at the best validation error for Tables 1-2, the median of the last 20 test errors for
-MixMatch), the paper's number, the difference and how many seeds finished. Unfinished runs (still
-running, or cut off) are counted apart and never averaged. A run whose configuration differs from
-the presets in anything but a Figure 3 grid value (a --scale run, the mini table's small network)
-gets its own row, marked, with what differs. Writes runs.csv (every run) and figure3.png.
+MixMatch), the NS3L paper's number, the difference, the original paper's number for the same
+baseline (Oliver et al. 2018; the MixMatch paper), and how many seeds finished. Where the two
+papers disagree by more than twice the larger of their stds, a note says so and which one ours is
+nearer: NS3L re-ran its baselines with its own budget. The Oliver stack's tables come once per
+protocol that has runs (pt, tf), never mixed. Unfinished runs (still running, or cut off) are
+counted apart and never averaged. A run whose configuration differs from the presets in anything
+but a grid value (a --scale run, the mini table's small network) gets its own row, marked, with
+what differs. Tuning grids (scripts/tune.sh) get a section that picks the point with the lowest
+median validation error. Writes report.md (what is printed), tables.csv (every row), runs.csv
+(every run) and figure3.png to --out (default: the first root).
 """
 
 import os
@@ -15,27 +21,74 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads (with the presets)
 
 import argparse
+import contextlib
 import csv
+import dataclasses
+import io
 import math
+import statistics
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from scripts import figure3
 from scripts.collect import RunResult, Summary, Variant, by_cell, cell_key, load, summarize
 from scripts.tables import (
+    DEFAULT_PROTOCOL,
     GRID_KEYS,
     METRICS,
+    ORIGINAL,
     PAPER,
     PAPER_COLUMNS,
+    REALISTIC,
+    ROW_NOTES,
     TABLES,
     Cell,
+    Published,
     Table,
+    grid_label,
     preset_values,
 )
 
 LENGTHS = {"realistic_ssl": "train_steps", "mixmatch": "train_kimg"}
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "svhn": "SVHN", "stl10": "STL-10"}
+TABLE_FIELDS = (
+    "table", "protocol", "dataset", "n_labeled", "method", "changed", "ours_mean", "ours_std",
+    "seeds_finished", "seeds_expected", "unfinished", "ns3l_paper_mean", "ns3l_paper_std",
+    "original_mean", "original_std", "original_source", "notes",
+)  # fmt: skip
+
+
+@dataclass
+class Row:
+    """One table row: a cell in one variant, its summary and both papers' numbers."""
+
+    table: Table
+    cell: Cell
+    variant: Variant
+    summary: Summary
+    ran: bool
+    published: Published | None
+    original: Published | None
+    notes: list[str]
+
+    def csv(self) -> dict:
+        def pair(p: Published | None) -> tuple:
+            return ("", "") if p is None else (p.mean, p.std)
+
+        return dict(zip(TABLE_FIELDS, (
+            self.table.name, self.cell.protocol, self.cell.dataset, self.cell.n_labeled,
+            self.cell.method, "; ".join(f"{k}={v}" for k, v in self.variant),
+            _number(self.summary.mean), _number(self.summary.std), len(self.summary.values),
+            len(self.table.seeds), self.summary.unfinished, *pair(self.published),
+            *pair(self.original), self.original.where if self.original else "",
+            " | ".join(self.notes),
+        ), strict=True))  # fmt: skip
+
+
+def _number(value: float) -> float | str:
+    return "" if math.isnan(value) else round(value, 4)
 
 
 def variant_label(stack: str, variant: Variant, dataset: str, n_labeled: int, method: str) -> str:
@@ -64,98 +117,227 @@ def seeds_cell(summary: Summary, expected: int) -> str:
     return text + (f" (+{summary.unfinished} unfinished)" if summary.unfinished else "")
 
 
-def table_rows(table: Table, groups: dict) -> tuple[list[str], list[str]]:
-    """Markdown rows of `table` and its footnotes; a cell without runs shows as not run."""
-    rows, notes = [], []
+def papers_note(published: Published, original: Published, summary: Summary) -> str | None:
+    """A note when NS3L's baseline and the original paper's differ by more than twice the larger
+    of their stds, saying which one ours is nearer; None when they agree."""
+    gap = published.mean - original.mean
+    if abs(gap) <= 2 * max(published.std, original.std):
+        return None
+    note = (f"the papers disagree: NS3L {published.mean:.2f}, {original.where} "
+            f"{original.mean:.2f} ({gap:+.2f}, more than 2 std)")  # fmt: skip
+    if summary.values:
+        nearer = min((published, original), key=lambda p: abs(summary.mean - p.mean))
+        name = "NS3L's" if nearer is published else f"the {original.where}'s"
+        note += f"; ours ({summary.mean:.2f}) is nearer {name}"
+    return note
+
+
+def table_rows(table: Table, groups: dict) -> list[Row]:
+    """The rows of `table` (whose Oliver cells carry a protocol); a cell without runs shows as
+    not run."""
+    rows = []
     for cell in table.cells:
         published = PAPER.get((table.name, cell.dataset, cell.n_labeled, cell.method))
+        original = ORIGINAL.get((cell.dataset, cell.n_labeled, cell.method))
         variants = groups.get(cell_key(cell), {})
         if published or not variants:  # the paper's configuration first, "not run" if so
             variants = {(): []} | variants
         for variant in sorted(variants, key=lambda v: (v != (), str(v))):
-            summary = summarize(variants[variant])
-            name = PAPER_COLUMNS.get(cell.method, cell.method)
-            if variant:
-                label = variant_label(cell.stack, variant, cell.dataset, cell.n_labeled,
-                                      cell.method)  # fmt: skip
-                if label not in notes:
-                    notes.append(label)
-                name += f" [{_letter(notes.index(label))}]"
-            ours = fmt(summary.mean, summary.std) if variants[variant] else "not run"
-            paper = fmt(published.mean, published.std) if published else "–"
-            diff = f"{summary.mean - published.mean:+.2f}" if published and summary.values else "–"
-            data = f"{DATASET_NAMES.get(cell.dataset, cell.dataset)} / {cell.n_labeled:,}"
-            rows.append(f"| {data} | {name} | {ours} | {paper} | {diff} | "
-                        f"{seeds_cell(summary, len(table.seeds))} |")  # fmt: skip
-    footnotes = [f"[{_letter(i)}] {label}" for i, label in enumerate(notes)]
-    return rows, footnotes
+            runs = variants[variant]
+            summary = summarize(runs)
+            notes = []
+            if published and original and not variant:
+                notes += [note] if (note := papers_note(published, original, summary)) else []
+            if note := ROW_NOTES.get((cell.stack, cell.dataset)):
+                notes.append(note)
+            rules = sorted({run.split_rule for run in runs if run.split_rule})
+            if cell.dataset == "stl10" and rules:
+                notes.append("split: " + "; ".join(rules))
+            rows.append(Row(table, cell, variant, summary, bool(runs), published, original,
+                            notes))  # fmt: skip
+    return rows
+
+
+def print_table(table: Table, groups: dict, csv_rows: list[dict]) -> None:
+    rows = table_rows(table, groups)
+    variants, notes = [], []
+    print(f"\n### {table.title}\n")
+    print(
+        "| data set / labels | method | ours | NS3L paper | ours − NS3L | original paper | seeds |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        cell, summary, published, original = row.cell, row.summary, row.published, row.original
+        name = PAPER_COLUMNS.get(cell.method, cell.method)
+        if row.variant:
+            label = variant_label(cell.stack, row.variant, cell.dataset, cell.n_labeled,
+                                  cell.method)  # fmt: skip
+            if label not in variants:
+                variants.append(label)
+            name += f" [{_letter(variants.index(label))}]"
+        for note in row.notes:
+            if note not in notes:
+                notes.append(note)
+            name += f" ({notes.index(note) + 1})"
+        ours = fmt(summary.mean, summary.std) if row.ran else "not run"
+        paper = fmt(published.mean, published.std) if published else "–"
+        diff = f"{summary.mean - published.mean:+.2f}" if published and summary.values else "–"
+        first = fmt(original.mean, original.std) if original else "–"
+        data = f"{DATASET_NAMES.get(cell.dataset, cell.dataset)} / {cell.n_labeled:,}"
+        print(f"| {data} | {name} | {ours} | {paper} | {diff} | {first} | "
+              f"{seeds_cell(summary, len(table.seeds))} |")  # fmt: skip
+        csv_rows.append(row.csv())
+    if variants:
+        print("\nRows marked [x] differ from the paper's configuration:")
+        print("\n".join(f"- [{_letter(i)}] {label}" for i, label in enumerate(variants)))
+    if notes:
+        print("\nNotes:")
+        print("\n".join(f"- ({i + 1}) {note}" for i, note in enumerate(notes)))
 
 
 def _letter(index: int) -> str:
     return "abcdefghijklmnopqrstuvwxyz"[index % 26] + "'" * (index // 26)
 
 
-def print_table(table: Table, groups: dict) -> None:
-    rows, footnotes = table_rows(table, groups)
-    print(f"\n### {table.title}\n")
-    print("| data set / labels | method | ours | paper | ours − paper | seeds |")
-    print("|---|---|---|---|---|---|")
-    print("\n".join(rows))
-    if footnotes:
-        print("\nRows marked [x] differ from the paper's configuration:")
-        print("\n".join(f"- {note}" for note in footnotes))
+def tuning_groups(groups: dict) -> dict[tuple, dict[tuple, dict[Variant, list[RunResult]]]]:
+    """Grid cells outside Figure 3, by (stack, dataset, labels, method, protocol), then grid;
+    the cell's preset point (no grid) joins each such group."""
+    figure3_cells = {cell_key(c.with_protocol(p)) for c in TABLES["figure3"].cells
+                     for p in ("pt", "tf")}  # fmt: skip
+    tuned = {}
+    for key in groups:
+        stack, dataset, n_labeled, method, grid, protocol = key
+        if grid and key not in figure3_cells:
+            tuned.setdefault((stack, dataset, n_labeled, method, protocol), {})
+    for base, points in tuned.items():
+        for key, variants in groups.items():
+            if (*key[:4], key[5]) == base:
+                points[key[4]] = variants
+    return tuned
+
+
+def print_tuning(groups: dict) -> None:
+    """Per tuned cell: every grid point's median validation error and test error over the
+    finished seeds, and the pick, the point with the lowest median validation error."""
+    for (stack, dataset, n_labeled, method, protocol), points in tuning_groups(groups).items():
+        keys = sorted({k for grid in points for k, _ in grid}, key=GRID_KEYS.index)
+        preset = preset_values(stack, dataset, n_labeled, method, protocol)
+        where = f"{DATASET_NAMES.get(dataset, dataset)} / {n_labeled:,}"
+        protocol_text = f", protocol {protocol}" if protocol else ""
+        print(f"\n### Tuning {PAPER_COLUMNS.get(method, method)}, {where}{protocol_text}\n")
+        print("| " + " | ".join(keys) + " | median valid error | test error | seeds |")
+        print("|---" * (len(keys) + 3) + "|")
+        best = None
+        for grid in sorted(points, key=lambda g: [dict(g).get(k, preset[k]) for k in keys]):
+            runs = [run for variant, rs in points[grid].items() if not variant for run in rs]
+            finished = [run for run in runs if run.finished and run.valid is not None]
+            median = statistics.median(r.valid for r in finished) if finished else math.nan
+            summary = summarize(runs)
+            values = [f"{dict(grid).get(k, preset[k]):g}" for k in keys]
+            print("| " + " | ".join(values) + f" | {fmt(median, math.nan)} | "
+                  f"{fmt(summary.mean, summary.std)} | {len(finished)} |")  # fmt: skip
+            if finished and (best is None or median < best[0]):
+                best = (median, grid, summary)
+        if best:
+            median, grid, summary = best
+            label = grid_label(grid) or "the preset"
+            print(f"\nPick (lowest median validation error): {label}: valid {median:.2f}, "
+                  f"test {fmt(summary.mean, summary.std)}")  # fmt: skip
 
 
 def write_csv(runs: Sequence[RunResult], path: Path) -> None:
     """One row per results.json: the cell, seed, state, the paper's metric and every metric."""
     metric_names = sorted({name for run in runs for name in run.metrics})
-    header = ["path", "stack", "dataset", "n_labeled", "method", "seed", *GRID_KEYS, "changed",
-              "finished", "step", "metric", "value", *metric_names]  # fmt: skip
+    header = ["path", "stack", "dataset", "n_labeled", "method", "protocol", "seed", *GRID_KEYS,
+              "changed", "finished", "step", "metric", "value", "split_rule",
+              *metric_names]  # fmt: skip
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         for run in runs:
             grid = dict(run.grid)
             writer.writerow([
-                run.path, run.stack, run.dataset, run.n_labeled, run.method, run.seed,
-                *(grid.get(k, "") for k in GRID_KEYS),
+                run.path, run.stack, run.dataset, run.n_labeled, run.method, run.protocol,
+                run.seed, *(grid.get(k, "") for k in GRID_KEYS),
                 "; ".join(f"{k}={v}" for k, v in run.variant), run.finished, run.step,
-                METRICS[run.stack], "" if run.value is None else run.value,
+                METRICS[run.stack], "" if run.value is None else run.value, run.split_rule,
                 *(run.metrics.get(name, "") for name in metric_names),
             ])  # fmt: skip
 
 
-def report(root: Path, out: Path) -> None:
-    """Prints every table with runs under `root`; writes runs.csv and figure3.png to `out`."""
-    runs = load(root)
+def tables_to_print(runs: Sequence[RunResult]) -> list[Table]:
+    """Every table, the Oliver stack's once per protocol with runs (the default one if none)."""
+    protocols = sorted({run.protocol for run in runs if run.stack == REALISTIC and run.protocol})
+    tables = []
+    for table in TABLES.values():
+        if any(cell.stack == REALISTIC for cell in table.cells):
+            for protocol in protocols or [DEFAULT_PROTOCOL]:
+                titled = table.with_protocol(protocol)
+                title = f"{table.title} — protocol {protocol}"
+                tables.append(dataclasses.replace(titled, title=title))
+        else:
+            tables.append(table)
+    return tables
+
+
+def report(roots: Sequence[Path] | Path, out: Path) -> None:
+    """Prints every table with runs under `roots`; writes report.md, tables.csv, runs.csv and
+    figure3.png to `out`."""
+    roots = [roots] if isinstance(roots, Path) else list(roots)
+    runs = [run for root in roots for run in load(root, prefix=len(roots) > 1)]
     groups = by_cell(runs)
-    print(f"# Results under {root}: {len(runs)} runs, {sum(r.finished for r in runs)} finished")
+    out.mkdir(parents=True, exist_ok=True)
+    text, csv_rows = io.StringIO(), []
+    with contextlib.redirect_stdout(text):
+        _report(roots, runs, groups, out, csv_rows)
+    print(text.getvalue(), end="")
+    (out / "report.md").write_text(text.getvalue())
+    with (out / "tables.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, TABLE_FIELDS)
+        writer.writeheader()
+        writer.writerows(csv_rows)
+    print(f"This report: {out / 'report.md'}; every row: {out / 'tables.csv'}")
+
+
+def _report(roots: list[Path], runs: list, groups: dict, out: Path, csv_rows: list) -> None:
+    where = ", ".join(map(str, roots))
+    print(f"# Results under {where}: {len(runs)} runs, {sum(r.finished for r in runs)} finished")
     print(
         "\nours: mean ± sample std (n − 1) over the finished seeds; seeds: finished of expected, "
-        "unfinished runs (running or cut off) counted apart and not averaged."
+        "unfinished runs (running or cut off) counted apart and not averaged; original paper: "
+        "Oliver et al. 2018 (500,000 steps) or the MixMatch paper, for the same baseline."
     )
-    empty = []
-    for table in TABLES.values():
-        if not any(cell_key(cell) in groups for cell in table.cells):
-            empty.append(table.name)
-        elif table.name == "figure3":
+    tables, known, with_runs = tables_to_print(runs), set(), set()
+    for table in tables:
+        keys = {cell_key(cell) for cell in table.cells}
+        known |= keys
+        if not keys & groups.keys():
+            continue
+        with_runs.add(table.name)
+        if table.name == "figure3":
             figure3.print_grids(table, groups)
         else:
-            print_table(table, groups)
-    known = {cell_key(cell) for table in TABLES.values() for cell in table.cells}
-    others = [key for key in groups if key not in known]
+            print_table(table, groups, csv_rows)
+    tuned = tuning_groups(groups)
+    if tuned:
+        print_tuning(groups)
+    tuned_keys = {k for k in groups if (*k[:4], k[5]) in tuned}
+    others = [key for key in groups if key not in known and key not in tuned_keys]
     if others:
         seeds = tuple(sorted({run.seed for key in others for v in groups[key].values()
                               for run in v}))  # fmt: skip
         cells = tuple(Cell(*key) for key in sorted(others, key=str))
-        print_table(Table("other", "Runs outside the paper's tables", cells, seeds), groups)
+        print_table(Table("other", "Runs outside the paper's tables", cells, seeds), groups,
+                    csv_rows)  # fmt: skip
+    empty = [name for name in dict.fromkeys(t.name for t in tables) if name not in with_runs]
     if empty:
         print(f"\nNo runs yet for: {', '.join(empty)}.")
-    out.mkdir(parents=True, exist_ok=True)
     write_csv(runs, out / "runs.csv")
     print(f"\nEvery run: {out / 'runs.csv'}")
-    if any(cell_key(cell) in groups for cell in TABLES["figure3"].cells):
-        print(figure3.plot(TABLES["figure3"], groups, out / "figure3.png"))
+    for table in tables:  # the plot shows the first protocol with runs
+        if table.name == "figure3" and any(cell_key(c) in groups for c in table.cells):
+            print(figure3.plot(table, groups, out / "figure3.png"))
+            break
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -163,13 +345,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m scripts.report", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    parser.add_argument("root", type=Path, help="results root, e.g. runs/paper")
-    parser.add_argument("--out", type=Path, help="where runs.csv and figure3.png go (the root)")
+    parser.add_argument(
+        "roots", type=Path, nargs="+", help="results roots, e.g. runs/paper (several merge)"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="where report.md, tables.csv, runs.csv and figure3.png go "
+        "(default: the first root)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    if not args.root.is_dir():
-        print(f"error: {args.root} is not a directory", file=sys.stderr)
-        return 2
-    report(args.root, args.out or args.root)
+    for root in args.roots:
+        if not root.is_dir():
+            print(f"error: {root} is not a directory", file=sys.stderr)
+            return 2
+    report(args.roots, args.out or args.roots[0])
     return 0
 
 

@@ -1,14 +1,16 @@
-"""Run one paper table (or Figure 3, or the CPU mini table): every cell at every seed.
+"""Run a paper table (or Figure 3, the CPU mini table, a tuning grid): every cell at every seed.
 
-    python -m scripts.sweep table1 [--results runs/paper] [--scale 0.01] [--gpus 0,1] [--dry-run]
+    python -m scripts.sweep table1 [--results runs/paper] [--protocol pt] [--scale 0.01] [--dry-run]
+    python -m scripts.sweep tune --preset vat+pl           # or --method, --dataset, --grid k=a,b
 
 Each run is one `python -m realistic_ssl.train` or `python -m mixmatch.train` command that passes
-only the method, data set, labels, seed, logdir, --data_dir and the table's own values (a Figure 3
-grid point; the mini table's network and schedule): everything else comes from the presets. A run
-lives in `<results>/<dataset>@<n>/<method>[/<grid point>]/seed<k>`; one whose results.json says
-finished is skipped, one cut off resumes from its checkpoint (the same command resumes), and one
-whose directory holds a different configuration is reported and left alone. Runs spread over the
-GPUs (`--gpus`, $GPUS, or `nvidia-smi -L`), one per GPU at a time; without a GPU, one at a time.
+only the method, data set, labels, seed, logdir, the Oliver stack's --protocol, --data_dir and the
+table's own values (a grid point; the mini table's network and schedule): everything else comes
+from the presets. A run lives in `<results>/<dataset>@<n>/[<protocol>/]<method>[/<grid
+point>]/seed<k>`; one whose results.json says finished is skipped, one cut off resumes from its
+checkpoint (the same command resumes), and one whose directory holds a different configuration
+is reported and left alone. Runs spread over the GPUs (`--gpus`, $GPUS, or `nvidia-smi -L`), one
+per GPU at a time; without a GPU, one at a time.
 """
 
 import os
@@ -31,7 +33,17 @@ from absl import flags
 from ns3l.errors import UsageError
 from ns3l.settings import DERIVED_KEYS, MUTABLE_KEYS, RunConfig
 from scripts import scheduler
-from scripts.tables import MIXMATCH, REALISTIC, TABLES, Cell, Table, preset_values
+from scripts.tables import (
+    DEFAULT_PROTOCOL,
+    MIXMATCH,
+    REALISTIC,
+    TABLES,
+    TUNE_PRESETS,
+    Cell,
+    Table,
+    preset_values,
+    tune_table,
+)
 
 # What --scale shortens, per stack; the evaluation period last, capped at the run's length.
 SCHEDULES = {
@@ -59,7 +71,8 @@ def scaled_schedule(cell: Cell, flags: dict[str, object], scale: float) -> dict[
     """The stack's schedule lengths (from `flags`, else the presets) times `scale`, at least 1,
     with the evaluation period at most the run's length so a run still evaluates (the loops also
     evaluate at the last step)."""
-    values = preset_values(cell.stack, cell.dataset, cell.n_labeled, cell.method) | flags
+    values = preset_values(cell.stack, cell.dataset, cell.n_labeled, cell.method, cell.protocol)
+    values |= flags
     length, *others, period = SCHEDULES[cell.stack]
     scaled = {name: max(1, round(values[name] * scale)) for name in (length, *others, period)}
     scaled[period] = min(scaled[period], scaled[length])
@@ -76,13 +89,15 @@ def command(
     python: str = sys.executable,
     execution: Sequence[str] = (),
 ) -> tuple[str, ...]:
-    """The training command of `cell` at `seed`: identity flags, then the table's own values,
-    then `execution` flags (`--xla`, `--mixed_precision`)."""
+    """The training command of `cell` at `seed`: identity flags (and the protocol), then the
+    table's own values, then `execution` flags (`--xla`, `--mixed_precision`)."""
     argv = [
         python, "-m", f"{cell.stack}.train", f"--method={cell.method}",
         f"--dataset={cell.dataset}", f"--n_labeled={cell.n_labeled}", f"--seed={seed}",
         f"--logdir={logdir}",
     ]  # fmt: skip
+    if cell.protocol:
+        argv.append(f"--protocol={cell.protocol}")
     if data_dir:
         argv.append(f"--data_dir={data_dir}")
     flags = dict(table.flags.get(cell.stack, {})) | dict(cell.grid)
@@ -99,11 +114,13 @@ def plan(
     seeds: Sequence[int] | None = None,
     python: str = sys.executable,
     execution: Sequence[str] = (),
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> list[Run]:
-    """Every run of `table`, seed by seed: a partial sweep has whole tables of its first seeds."""
+    """Every run of `table`, seed by seed (a partial sweep has whole tables of its first seeds),
+    the Oliver stack's cells in `protocol`."""
     runs = []
     for seed in seeds or table.seeds:
-        for cell in table.cells:
+        for cell in table.with_protocol(protocol).cells:
             logdir = root / cell.path / f"seed{seed}"
             argv = command(cell, seed, logdir, table, scale, data_dir, python, execution)
             runs.append(Run(cell, seed, logdir, argv))
@@ -163,11 +180,12 @@ def _same(a: object, b: object) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    table = TABLES[args.table]
-    root = Path(args.results or table.default_root)
-    execution = [f"--{name}" for name in ("xla", "mixed_precision") if getattr(args, name)]
-    runs = plan(table, root, args.scale, args.data_dir, args.seeds, execution=execution)
     try:
+        table = TABLES[args.table] if args.table != "tune" else tuning(args)
+        root = Path(args.results or table.default_root)
+        execution = [f"--{name}" for name in ("xla", "mixed_precision") if getattr(args, name)]
+        runs = plan(table, root, args.scale, args.data_dir, args.seeds, execution=execution,
+                    protocol=args.protocol)  # fmt: skip
         states = [status(run) for run in runs]
     except (UsageError, flags.Error) as error:  # a command its train.py would refuse
         print(f"error: {error}", file=sys.stderr)
@@ -207,6 +225,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if failed or counts["conflict"] else 0
 
 
+def tuning(args: argparse.Namespace) -> Table:
+    """The table of `sweep tune`: a named grid (`--preset`) or one cell's `--grid`s."""
+    if args.preset:
+        return tune_table(TUNE_PRESETS[args.preset])
+    if not (args.method and args.grid):
+        raise UsageError("tune: expected --preset NAME, or --method, --dataset and --grid k=a,b")
+    stack = MIXMATCH if args.method.startswith("mixmatch") else REALISTIC
+    n_labeled = args.n_labeled or preset_values(stack, args.dataset, 0, args.method)["n_labeled"]
+    space = dict(args.grid)
+    return tune_table((((stack, args.dataset, n_labeled, args.method), space),))
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -216,7 +246,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m scripts.sweep", description=__doc__.split("\n")[0]
     )
     env = os.environ
-    parser.add_argument("table", choices=sorted(TABLES))
+    parser.add_argument("table", choices=[*sorted(TABLES), "tune"])
+    parser.add_argument(
+        "--protocol", choices=("pt", "tf"), default=env.get("PROTOCOL", DEFAULT_PROTOCOL),
+        help="the Oliver stack's protocol ($PROTOCOL; default pt, the paper's most likely one)",
+    )  # fmt: skip
+    tune = parser.add_argument_group("tune", "a tuning grid (scripts/tune.sh)")
+    tune.add_argument("--preset", choices=sorted(TUNE_PRESETS), help="a named grid")
+    tune.add_argument("--method", help="the method to tune, e.g. vat+pl")
+    tune.add_argument("--dataset", default="cifar10", help="its data set (cifar10)")
+    tune.add_argument("--n_labeled", type=int, help="its labels (default: the preset's)")
+    tune.add_argument(
+        "--grid", type=_grid, action="append", default=[], metavar="NAME=V1,V2",
+        help="values of one setting; repeat for more, e.g. --grid pl_weight=0.3,1,3",
+    )  # fmt: skip
     parser.add_argument(
         "--results", default=env.get("RESULTS"), help="results root ($RESULTS; default "
         "runs/paper, runs/mini for the mini table)",
@@ -258,6 +301,14 @@ def _scale(text: str) -> float:
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"--scale={text}: expected a factor in (0, 1]")
     return value
+
+
+def _grid(text: str) -> tuple[str, tuple[float, ...]]:
+    name, _, values = text.partition("=")
+    try:
+        return name, tuple(float(v) for v in values.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--grid {text}: expected NAME=V1,V2,...") from None
 
 
 def _seeds(text: str) -> tuple[int, ...]:

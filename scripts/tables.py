@@ -1,44 +1,63 @@
-"""Which runs each paper table and Figure 3 need, and the numbers the paper published for them.
+"""Which runs each paper table and Figure 3 need, and the numbers both papers published for them.
 
-A run is a cell (stack, data set, labels, method, Figure 3 grid point) at one seed; seeds 1-5 are
+A run is a cell (stack, data set, labels, method, protocol, grid point) at one seed; seeds 1-5 are
 the paper's five labeled splits (NS3L §4.4). Tables share cells: Table 2's VAT, VAT + EntMin and
 VAT + NS3L are Table 1's runs, and the Figure 3 point at a table's own values is that table's run,
-so each run trains once and is reported wherever it appears. Hyperparameters are not repeated
-here: the commands resolve them from the stacks' presets (docs/reproducing.md).
+so each run trains once and is reported wherever it appears. The Oliver stack's cells run in one
+of its protocols (`--protocol`: pt, the paper's most likely one, or tf), and runs of the two live
+apart. Hyperparameters are not repeated here: the commands resolve them from the stacks' presets
+(docs/reproducing.md).
 """
 
+import dataclasses
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mixmatch import presets as mixmatch_presets
+from ns3l.errors import UsageError
 from realistic_ssl import presets as realistic_presets
 
 REALISTIC, MIXMATCH = "realistic_ssl", "mixmatch"
-PRESETS = {REALISTIC: realistic_presets, MIXMATCH: mixmatch_presets}
 PAPER_SEEDS = (1, 2, 3, 4, 5)  # NS3L §4.4: "5 splits ..., each with a different seed"
 # The paper's number in each stack's results.json (NS3L §4.4; spec §3.5 and mixmatch spec §4).
 METRICS = {REALISTIC: "test_error_at_best_valid", MIXMATCH: "median_test_error_last20"}
 # The values a Figure 3 grid point changes; every other value stays at the preset (NS3L §5).
-GRID_KEYS = ("ns3l_threshold", "ns3l_weight")
+FIGURE3_KEYS = ("ns3l_threshold", "ns3l_weight")
+# The hyperparameters a grid (Figure 3, scripts/tune.sh) may vary: a run that changes one of them
+# is a grid point of its cell, a run that changes anything else a variant (e.g. --scale).
+GRID_KEYS = (
+    *FIGURE3_KEYS, "lr", "pl_weight", "pl_threshold", "vat_weight", "vat_epsilon", "em_weight",
+    "pi_weight", "mt_weight", "w_match", "mixup_alpha",
+)  # fmt: skip
+DEFAULT_PROTOCOL = realistic_presets.DEFAULT_PROTOCOL
 
 Grid = tuple[tuple[str, float], ...]
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One (stack, data set, labels, method) of a table, at a Figure 3 grid point if `grid`."""
+    """One (stack, data set, labels, method) of a table, at a grid point if `grid`; the Oliver
+    stack's cells also name their protocol (`with_protocol`)."""
 
     stack: str
     dataset: str
     n_labeled: int
     method: str
     grid: Grid = ()  # only the values that differ from the preset, as (setting, value)
+    protocol: str = ""  # the Oliver stack's --protocol; "" for MixMatch
 
     @property
     def path(self) -> str:
-        """`cifar10@4000/vat+ns3l`, and for a grid point `cifar10@4000/ns3l/T0.02-w0.3`."""
-        base = f"{self.dataset}@{self.n_labeled}/{self.method}"
+        """`cifar10@4000/pt/vat+ns3l`, for a grid point `cifar10@4000/pt/ns3l/T0.02-w0.3`, and
+        `svhn@250/mixmatch` for MixMatch (no protocol)."""
+        protocol = f"{self.protocol}/" if self.protocol else ""
+        base = f"{self.dataset}@{self.n_labeled}/{protocol}{self.method}"
         return f"{base}/{grid_label(self.grid)}" if self.grid else base
+
+    def with_protocol(self, protocol: str) -> "Cell":
+        """This cell in the Oliver stack's `protocol`; a MixMatch cell is returned unchanged."""
+        return dataclasses.replace(self, protocol=protocol) if self.stack == REALISTIC else self
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,15 +72,29 @@ class Table:
     flags: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     default_root: str = "runs/paper"
 
+    def with_protocol(self, protocol: str) -> "Table":
+        """The table with its Oliver-stack cells in `protocol`."""
+        cells = tuple(cell.with_protocol(protocol) for cell in self.cells)
+        return dataclasses.replace(self, cells=cells)
+
 
 def grid_label(grid: Grid) -> str:
+    """`T0.02-w0.3` for Figure 3's values, `pl_weight3-pl_threshold0.9` for any other."""
     short = {"ns3l_threshold": "T", "ns3l_weight": "w"}
-    return "-".join(f"{short[name]}{value:g}" for name, value in grid)
+    return "-".join(f"{short.get(name, name)}{value:g}" for name, value in grid)
 
 
-def preset_values(stack: str, dataset: str, n_labeled: int, method: str) -> dict[str, object]:
-    """Every hyperparameter of the cell as its stack's presets resolve it, without flags."""
-    settings = PRESETS[stack].resolve(method, dataset, {"n_labeled": n_labeled})
+def preset_values(
+    stack: str, dataset: str, n_labeled: int, method: str, protocol: str = ""
+) -> dict[str, object]:
+    """Every hyperparameter of the cell as its stack's presets resolve it, without flags (the
+    Oliver stack's in `protocol`, by default the default one); `n_labeled` 0 takes the data
+    set's preset."""
+    given = {"n_labeled": n_labeled or None}  # 0: the data set's preset
+    if stack == REALISTIC:
+        settings = realistic_presets.resolve(method, dataset, given, protocol or DEFAULT_PROTOCOL)
+    else:
+        settings = mixmatch_presets.resolve(method, dataset, given)
     return {name: setting.value for name, setting in settings.items()}
 
 
@@ -75,7 +108,7 @@ def grid_cells(
 ) -> tuple[Cell, ...]:  # fmt: skip
     """One cell per (T, λ1); a value equal to the preset is left out, so the point at the table's
     own values is the table's run."""
-    preset = preset_values(stack, dataset, n_labeled, method)
+    preset = preset_values(stack, dataset, n_labeled, method)  # T and λ1 are the same in both
     points = []
     for weight in weights:
         for threshold in thresholds:
@@ -211,3 +244,59 @@ PAPER: dict[tuple[str, str, int, str], Published] = {
     **_row("table4", "svhn", 1000, "1,000 column", MIXMATCH_METHODS, "3.28±0.11, 3.14±0.11"),
     **_row("table5", "stl10", 1000, "1,000 column", MIXMATCH_METHODS, "22.20±0.89, 21.74±0.33"),
 }  # fmt: skip
+
+
+# The original papers' numbers for the same baselines (test error %, mean ± std over 5 splits):
+# Oliver et al. 2018 Table 1 at 500,000 steps, as quoted in the [PT] README (realistic_ssl.md §6.2;
+# no CIFAR-100, no NS3L), and the MixMatch paper's Tables 1-2 (Berthelot et al. 2019, as quoted
+# in mixmatch.md §7). NS3L re-ran both with its own budget: where the two papers disagree, our
+# number should be read against the protocol we ran, and the report says which is nearer.
+OLIVER, MIXMATCH_PAPER = "Oliver et al. 2018, Table 1", "MixMatch paper (Berthelot et al. 2019)"
+ORIGINAL: dict[tuple[str, int, str], Published] = {
+    **{("cifar10", 4000, method): Published(mean, std, OLIVER) for method, mean, std in (
+        ("supervised", 20.26, 0.38), ("pi", 16.37, 0.63), ("mt", 15.87, 0.28),
+        ("vat", 13.86, 0.27), ("vat+em", 13.13, 0.39), ("pl", 17.78, 0.57))},
+    **{("svhn", 1000, method): Published(mean, std, OLIVER) for method, mean, std in (
+        ("supervised", 12.83, 0.47), ("pi", 7.19, 0.27), ("mt", 5.65, 0.47),
+        ("vat", 5.63, 0.20), ("vat+em", 5.35, 0.19), ("pl", 7.62, 0.29))},
+    **{(dataset, n, "mixmatch"): Published(mean, std, MIXMATCH_PAPER) for dataset, n, mean, std in (
+        ("cifar10", 250, 11.08, 0.87), ("cifar10", 4000, 6.24, 0.06), ("svhn", 250, 3.78, 0.26),
+        ("svhn", 1000, 3.27, 0.31), ("stl10", 1000, 10.18, 1.46))},
+}  # fmt: skip
+# What a report row of a data set must say besides its numbers.
+ROW_NOTES = {
+    ("mixmatch", "stl10"): "STL-10's length (16,384 kimg) is assumed: the paper trains "
+    "'significantly' fewer epochs than MixMatch's 65,536 and gives no number",
+}
+
+# Named grids for scripts/tune.sh: (stack, data set, labels, method) -> the values per setting.
+# VAT + PL (Table 2) has no published hyperparameters; the paper says they were tuned to the
+# lowest validation error. PL's weight around [TF]'s 1.0 in the ~3x steps of Figure 3, and its
+# confidence threshold from [TF]'s 0.95 down to where VAT's sharp predictions still pass it.
+Space = tuple[tuple[str, str, int, str], dict[str, tuple[float, ...]]]  # cell, values per setting
+TUNE_PRESETS: dict[str, tuple[Space, ...]] = {
+    "vat+pl": tuple(
+        ((REALISTIC, dataset, n, "vat+pl"), {"pl_weight": (0.3, 1.0, 3.0),
+                                             "pl_threshold": (0.8, 0.9, 0.95)})
+        for dataset, n in (("cifar10", 4000), ("svhn", 1000))
+    ),
+}  # fmt: skip
+
+
+def tune_table(spaces: tuple[Space, ...], seeds: tuple[int, ...] = PAPER_SEEDS) -> Table:
+    """The runs of a tuning sweep: every point of each grid (a value equal to the preset is left
+    out of the point, so the preset's own point is the table run)."""
+    cells = []
+    for (stack, dataset, n_labeled, method), space in spaces:
+        preset = preset_values(stack, dataset, n_labeled, method)
+        unknown = [name for name in space if name not in GRID_KEYS or name not in preset]
+        if unknown:
+            raise UsageError(
+                f"--grid {unknown[0]}: expected a setting of {method} among {', '.join(GRID_KEYS)}"
+            )
+        for values in itertools.product(*space.values()):
+            point = dict(zip(space, values, strict=True))
+            grid = tuple((k, float(v)) for k, v in point.items() if v != preset[k])
+            cells.append(Cell(stack, dataset, n_labeled, method, grid))
+    return Table("tune", "Tuning: validation error over a grid", tuple(cells), seeds,
+                 default_root="runs/tune")  # fmt: skip

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from scripts import figure3, report, sweep
-from scripts.tables import PAPER, TABLES
+from scripts.tables import PAPER, TABLES, TUNE_PRESETS, Table, tune_table
 
 
 def fake_run(root, table, logdir_part, seed, value, finished=True, scale=1.0):
@@ -37,17 +37,19 @@ def row(out: str, start: str) -> list[str]:
 def results(tmp_path):
     root = tmp_path / "runs"
     for seed, value in [(1, 16.0), (2, 16.4), (3, 16.8)]:
-        fake_run(root, "table1", "cifar10@4000/ns3l", seed, value)
-    fake_run(root, "table1", "cifar10@4000/ns3l", 4, 30.0, finished=False)  # cut off
-    fake_run(root, "table1", "svhn@1000/vat+ns3l", 1, 5.0)
-    fake_run(root / "short", "table1", "cifar10@4000/vat", 1, 30.0, scale=0.01)
-    fake_run(root / "short", "table1", "cifar10@4000/vat", 2, 31.0, scale=0.01)
+        fake_run(root, "table1", "cifar10@4000/pt/ns3l", seed, value)
+    fake_run(root, "table1", "cifar10@4000/pt/ns3l", 4, 30.0, finished=False)  # cut off
+    fake_run(root, "table1", "svhn@1000/pt/vat+ns3l", 1, 5.0)
+    fake_run(root / "short", "table1", "cifar10@4000/pt/vat", 1, 30.0, scale=0.01)
+    fake_run(root / "short", "table1", "cifar10@4000/pt/vat", 2, 31.0, scale=0.01)
     fake_run(root, "table4", "svhn@250/mixmatch", 1, 4.0)
     fake_run(root, "table4", "svhn@250/mixmatch", 2, 5.0)
-    fake_run(root, "figure3", "cifar10@4000/ns3l/T0.02-w0.3", 1, 17.0)
-    fake_run(root, "figure3", "cifar10@4000/ns3l/T0.02-w0.3", 2, 18.0)
-    fake_run(root, "figure3", "cifar10@4000/ns3l/w3", 1, 19.0, finished=False)
-    older = root / "cifar10@4000/ns3l/seed3/results.json"  # written before `deterministic` existed
+    fake_run(root, "figure3", "cifar10@4000/pt/ns3l/T0.02-w0.3", 1, 17.0)
+    fake_run(root, "figure3", "cifar10@4000/pt/ns3l/T0.02-w0.3", 2, 18.0)
+    fake_run(root, "figure3", "cifar10@4000/pt/ns3l/w3", 1, 19.0, finished=False)
+    older = (
+        root / "cifar10@4000/pt/ns3l/seed3/results.json"
+    )  # written before `deterministic` existed
     record = json.loads(older.read_text())
     del record["config"]["deterministic"]
     older.write_text(json.dumps(record))
@@ -58,26 +60,45 @@ def test_tables_against_hand_computed_values(results, tmp_path, capsys):
     report.report(results, tmp_path / "out")
     out = capsys.readouterr().out
     # (16.0, 16.4, 16.8): mean 16.4, sample std 0.4; seed 4 unfinished, seed 5 missing.
+    # Columns: ours, NS3L paper, ours − NS3L, original paper, seeds.
     assert row(out, "| CIFAR-10 / 4,000 | NS3L |") == [
-        "CIFAR-10 / 4,000", "NS3L", "16.40 ± 0.40", "16.03 ± 0.05", "+0.37",
+        "CIFAR-10 / 4,000", "NS3L", "16.40 ± 0.40", "16.03 ± 0.05", "+0.37", "–",
         "3/5 (+1 unfinished)",
     ]  # fmt: skip
-    assert row(out, "| SVHN / 1,000 | VAT + NS3L |")[2:] == ["5.00", "5.51 ± 0.14", "-0.51", "1/5"]
-    assert row(out, "| CIFAR-100 / 10,000 | PL |")[2:] == ["not run", "46.91 ± 0.31", "–", "0/5"]
-    # The shortened runs: their own row, marked, never mixed into the paper's configuration.
-    assert row(out, "| CIFAR-10 / 4,000 | VAT |")[2:] == ["not run", "14.72 ± 0.23", "–", "0/5"]
-    assert row(out, "| CIFAR-10 / 4,000 | VAT [a] |")[2:] == [
-        "30.50 ± 0.71", "14.72 ± 0.23", "+15.78", "2/5",
+    assert (
+        "### Table 1: Oliver et al. protocol, test error % at best validation — protocol pt" in out
+    )
+    assert row(out, "| SVHN / 1,000 | VAT + NS3L |")[2:] == [
+        "5.00", "5.51 ± 0.14", "-0.51", "–", "1/5",
     ]  # fmt: skip
-    assert "[a] shortened ×0.01 (train_steps 2000 of 200000); eval_every=50, " in out
-    assert row(out, "| SVHN / 250 | MixMatch |")[2:] == ["4.50 ± 0.71", "3.75 ± 0.09", "+0.75",
-                                                         "2/5"]  # fmt: skip
+    assert row(out, "| CIFAR-100 / 10,000 | PL |")[2:] == [
+        "not run", "46.91 ± 0.31", "–", "–", "0/5",
+    ]  # fmt: skip
+    # The shortened runs: their own row, marked, never mixed into the paper's configuration.
+    # NS3L's VAT 14.72 ± 0.23 against Oliver's 13.86 ± 0.27: 0.86 apart, over 2 × 0.27: a note.
+    table1 = out[: out.index("### Table 2")]
+    assert row(table1, "| CIFAR-10 / 4,000 | VAT (") == [
+        "CIFAR-10 / 4,000", "VAT (1)", "not run", "14.72 ± 0.23", "–", "13.86 ± 0.27", "0/5",
+    ]  # fmt: skip
+    assert (
+        "- (1) the papers disagree: NS3L 14.72, Oliver et al. 2018, Table 1 13.86 (+0.86, more "
+        "than 2 std)\n" in table1
+    )
+    assert row(out, "| CIFAR-10 / 4,000 | VAT [a] |")[2:] == [
+        "30.50 ± 0.71", "14.72 ± 0.23", "+15.78", "13.86 ± 0.27", "2/5",
+    ]  # fmt: skip
+    assert "[a] shortened ×0.01 (train_steps 2000 of 200000); eval_every=250, " in out
+    # SVHN/250: NS3L's 3.75 ± 0.09 and the MixMatch paper's 3.78 ± 0.26 agree: no note.
+    assert row(out, "| SVHN / 250 | MixMatch |")[2:] == [
+        "4.50 ± 0.71", "3.75 ± 0.09", "+0.75", "3.78 ± 0.26", "2/5",
+    ]  # fmt: skip
     # Table 2 shows the runs it shares with Table 1; tables without runs are only named.
     table2 = out[out.index("### Table 2") :]
     assert row(table2, "| CIFAR-10 / 4,000 | VAT + NS3L |")[2:] == [
-        "not run", "13.94 ± 0.10", "–", "0/5",
+        "not run", "13.94 ± 0.10", "–", "–", "0/5",
     ]  # fmt: skip
     assert "No runs yet for: table3, table5, mini." in out
+    assert (tmp_path / "out" / "report.md").read_text() in out
 
 
 def test_figure3_grid_and_csv(results, tmp_path, capsys):
@@ -96,7 +117,7 @@ def test_figure3_grid_and_csv(results, tmp_path, capsys):
     assert {r["value"] for r in short} == {"30.0", "31.0"} and "train_steps=2000" in short[0][
         "changed"
     ]
-    point = next(r for r in rows if r["path"] == "cifar10@4000/ns3l/T0.02-w0.3/seed2")
+    point = next(r for r in rows if r["path"] == "cifar10@4000/pt/ns3l/T0.02-w0.3/seed2")
     assert (point["ns3l_threshold"], point["ns3l_weight"], point["finished"]) == (
         "0.02", "0.3", "True",
     )  # fmt: skip
@@ -120,8 +141,8 @@ def test_figure3_png(results, tmp_path):
 
 
 def test_runs_outside_the_tables_are_listed(tmp_path, capsys):
-    fake_run(tmp_path, "table2", "cifar10@4000/vat+pl", 1, 14.0)
-    run = tmp_path / "cifar10@4000/vat+pl/seed1/results.json"
+    fake_run(tmp_path, "table2", "cifar10@4000/pt/vat+pl", 1, 14.0)
+    run = tmp_path / "cifar10@4000/pt/vat+pl/seed1/results.json"
     record = json.loads(run.read_text())
     record["config"]["dataset"] = record["dataset"] = "svhn"  # VAT+PL on SVHN: in no table
     record["config"]["n_valid"] = 7326
@@ -130,7 +151,7 @@ def test_runs_outside_the_tables_are_listed(tmp_path, capsys):
     report.report(tmp_path, tmp_path)
     out = capsys.readouterr().out
     other = out[out.index("### Runs outside the paper's tables") :]
-    assert row(other, "| SVHN / 4,000 | VAT + PL |")[2:] == ["14.00", "–", "–", "1/1"]
+    assert row(other, "| SVHN / 4,000 | VAT + PL |")[2:] == ["14.00", "–", "–", "–", "1/1"]
 
 
 def test_published_numbers():
@@ -147,11 +168,96 @@ def test_published_numbers():
 
 def test_mini_table_rows_are_the_small_runs_without_a_paper_row(tmp_path, capsys):
     for seed, value in [(1, 8.0), (2, 9.0), (3, 13.0)]:
-        fake_run(tmp_path, "mini", "digits@50/ns3l", seed, value)
+        fake_run(tmp_path, "mini", "digits@50/pt/ns3l", seed, value)
     report.report(tmp_path, tmp_path)
     out = capsys.readouterr().out
     # (8, 9, 13): mean 10, sample std sqrt(((-2)^2 + (-1)^2 + 3^2) / 2) = sqrt(7) = 2.65.
-    assert row(out, "| digits / 50 | NS3L [a] |")[2:] == ["10.00 ± 2.65", "–", "–", "3/3"]
+    assert row(out, "| digits / 50 | NS3L [a] |")[2:] == ["10.00 ± 2.65", "–", "–", "–", "3/3"]
     assert "| digits / 50 | NS3L |" not in out  # no paper number, so no empty paper row
-    assert row(out, "| digits / 50 | PL |")[2:] == ["not run", "–", "–", "0/3"]
+    assert row(out, "| digits / 50 | PL |")[2:] == ["not run", "–", "–", "–", "0/3"]
     assert "[a] shortened ×0.002 (train_steps 400 of 200000); bn_momentum=0.99" in out
+
+
+def test_a_baseline_that_matches_the_original_paper_says_so(tmp_path, capsys):
+    # MixMatch CIFAR-10/250: NS3L printed 14.49 ± 1.60, the MixMatch paper 11.08 ± 0.87.
+    for seed, value in [(1, 10.5), (2, 11.5)]:
+        fake_run(tmp_path, "table3", "cifar10@250/mixmatch", seed, value)
+    fake_run(tmp_path, "table5", "stl10@1000/mixmatch", 1, 20.0)
+    stl = tmp_path / "stl10@1000/mixmatch/seed1/results.json"
+    record = json.loads(stl.read_text())
+    record["split_rule"] = "stl10: official fold line 1 of /data/fold_indices.txt, mapped"
+    stl.write_text(json.dumps(record))
+    report.report(tmp_path, tmp_path / "out")
+    out = capsys.readouterr().out
+    table3 = out[out.index("### Table 3") : out.index("### Table 5")]
+    assert row(table3, "| CIFAR-10 / 250 | MixMatch (1) |")[2:] == [
+        "11.00 ± 0.71", "14.49 ± 1.60", "-3.49", "11.08 ± 0.87", "2/5",
+    ]  # fmt: skip
+    assert ("(1) the papers disagree: NS3L 14.49, MixMatch paper (Berthelot et al. 2019) 11.08 "
+            "(+3.41, more than 2 std); ours (11.00) is nearer the MixMatch paper (Berthelot et "
+            "al. 2019)'s") in table3  # fmt: skip
+    table5 = out[out.index("### Table 5") :]
+    assert "STL-10's length (16,384 kimg) is assumed" in table5
+    assert "split: stl10: official fold line 1 of /data/fold_indices.txt, mapped" in table5
+    with (tmp_path / "out" / "tables.csv").open() as f:
+        rows = {
+            (r["table"], r["dataset"], r["n_labeled"], r["method"]): r for r in csv.DictReader(f)
+        }
+    cifar = rows[("table3", "cifar10", "250", "mixmatch")]
+    assert (cifar["ours_mean"], cifar["ns3l_paper_mean"], cifar["original_mean"]) == (
+        "11.0", "14.49", "11.08",
+    )  # fmt: skip
+    assert cifar["seeds_finished"] == "2" and "papers disagree" in cifar["notes"]
+
+
+def test_the_two_protocols_are_reported_apart_and_roots_merge(tmp_path, capsys):
+    pt_root, tf_root = tmp_path / "cluster_a", tmp_path / "cluster_b"
+    fake_run(pt_root, "table1", "cifar10@4000/pt/ns3l", 1, 16.0)
+    runs = sweep.plan(TABLES["table1"], tf_root, protocol="tf")
+    run = next(r for r in runs if str(r.logdir).endswith("cifar10@4000/tf/ns3l/seed1"))
+    config = sweep.resolved_config(run.argv).as_json()
+    record = {"stack": "realistic_ssl", "config": config, "seed": 1, "dataset": "cifar10",
+              "method": "ns3l", "step": 200_000, "finished": True,
+              "metrics": {"test_error_at_best_valid": 18.0}}  # fmt: skip
+    run.logdir.mkdir(parents=True)
+    (run.logdir / "results.json").write_text(json.dumps(record))
+    report.report([pt_root, tf_root], tmp_path / "out")
+    out = capsys.readouterr().out
+    pt = out[out.index("— protocol pt") : out.index("— protocol tf")]
+    tf_ = out[out.index("— protocol tf") :]
+    assert row(pt, "| CIFAR-10 / 4,000 | NS3L |")[2] == "16.00"
+    assert row(tf_, "| CIFAR-10 / 4,000 | NS3L |")[2] == "18.00"
+    with (tmp_path / "out" / "runs.csv").open() as f:
+        paths = {r["path"]: r["protocol"] for r in csv.DictReader(f)}
+    assert paths == {"cluster_a/cifar10@4000/pt/ns3l/seed1": "pt",
+                     "cluster_b/cifar10@4000/tf/ns3l/seed1": "tf"}  # fmt: skip
+
+
+def test_tuning_picks_the_lowest_median_validation_error(tmp_path, capsys):
+    table = tune_table(TUNE_PRESETS["vat+pl"])
+    assert len(table.cells) == 2 * 9
+    cells = [c for c in table.cells if c.dataset == "cifar10"]
+    # (pl_weight, pl_threshold) -> validation errors of seeds 1-3, test error 20 + valid
+    valid = {(0.3, 0.8): (15, 14, 20), (1.0, 0.9): (13, 16, 12), (3.0, 0.95): (12, 12, 30)}
+    for cell in cells:
+        point = {"pl_weight": 1.0, "pl_threshold": 0.95} | dict(cell.grid)
+        key = (point["pl_weight"], point["pl_threshold"])
+        for seed, error in enumerate(valid.get(key, ()), start=1):
+            runs = sweep.plan(Table("t", "", (cell,), (seed,)), tmp_path)
+            config = sweep.resolved_config(runs[0].argv).as_json()
+            record = {"stack": "realistic_ssl", "config": config, "seed": seed,
+                      "dataset": "cifar10", "method": "vat+pl", "step": 200_000,
+                      "finished": True, "metrics": {"test_error_at_best_valid": 20.0 + error,
+                                                    "best_valid_error": float(error)}}  # fmt: skip
+            runs[0].logdir.mkdir(parents=True)
+            (runs[0].logdir / "results.json").write_text(json.dumps(record))
+    report.report(tmp_path, tmp_path / "out")
+    out = capsys.readouterr().out
+    tuning = out[out.index("### Tuning VAT + PL, CIFAR-10 / 4,000, protocol pt") :]
+    assert row(tuning, "| pl_weight |") == ["pl_weight", "pl_threshold", "median valid error",
+                                             "test error", "seeds"]  # fmt: skip
+    # medians: 15, 13, 12 -> the last point, whose test errors are 32, 32, 50.
+    assert row(tuning, "| 3 | 0.95 |")[2:] == ["12.00", "38.00 ± 10.39", "3"]
+    assert row(tuning, "| 1 | 0.9 |")[2:] == ["13.00", "33.67 ± 2.08", "3"]
+    assert "Pick (lowest median validation error): pl_weight3: valid 12.00, test 38.00" in tuning
+    assert "Runs outside the paper's tables" not in out

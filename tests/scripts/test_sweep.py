@@ -14,6 +14,7 @@ from scripts.tables import TABLE1_METHODS, TABLES, Cell, Table
 
 ROOT = Path(__file__).parents[2]
 IDENTITY_FLAGS = ("--method", "--dataset", "--n_labeled", "--seed", "--logdir")
+PROTOCOL_FLAGS = (*IDENTITY_FLAGS, "--protocol")  # the Oliver stack's commands
 
 
 def flags(argv) -> dict[str, str]:
@@ -37,14 +38,25 @@ def test_table1_is_every_method_on_every_data_set_at_seeds_1_to_5():
     assert first.argv[:3] == ("python", "-m", "realistic_ssl.train")
     assert first.argv[3:] == (
         "--method=supervised", "--dataset=cifar10", "--n_labeled=4000", "--seed=1",
-        "--logdir=R/cifar10@4000/supervised/seed1",
+        "--logdir=R/cifar10@4000/pt/supervised/seed1", "--protocol=pt",
     )  # fmt: skip
+
+
+def test_the_tf_protocol_runs_in_directories_of_its_own():
+    pt, tf_ = runs_of("table1"), runs_of("table1", protocol="tf")
+    assert {flags(r.argv)["protocol"] for r in tf_} == {"tf"}
+    assert not {r.logdir for r in pt} & {r.logdir for r in tf_}
+    assert str(tf_[0].logdir) == "R/cifar10@4000/tf/supervised/seed1"
+    assert sweep.resolved_config(tf_[0].argv).value("split_rule") == "tf"
+    # MixMatch has no protocol: the same runs whatever is asked.
+    assert [r.argv for r in runs_of("table4")] == [r.argv for r in runs_of("table4", protocol="tf")]
 
 
 @pytest.mark.parametrize("table", ["table1", "table2", "table3", "table4", "table5"])
 def test_paper_commands_pass_no_hyperparameter(table):
     for run in runs_of(table):
-        assert {f"--{name}" for name in flags(run.argv)} == set(IDENTITY_FLAGS), run.argv
+        want = PROTOCOL_FLAGS if run.argv[2] == "realistic_ssl.train" else IDENTITY_FLAGS
+        assert {f"--{name}" for name in flags(run.argv)} == set(want), run.argv
 
 
 def test_table2_and_the_mixmatch_tables():
@@ -99,7 +111,7 @@ def test_presets_are_resolved_per_data_set():
 
 
 def test_print_config_of_a_dry_run_command_shows_the_cifar100_threshold():
-    run = next(r for r in runs_of("table1") if "cifar100@10000/vat+ns3l/seed1" in str(r.logdir))
+    run = next(r for r in runs_of("table1") if "cifar100@10000/pt/vat+ns3l/seed1" in str(r.logdir))
     argv = [sys.executable, *run.argv[1:], "--print_config"]
     out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, check=True).stdout
     line = next(line for line in out.splitlines() if line.startswith("ns3l_threshold"))
@@ -119,15 +131,19 @@ def test_figure3_grid_passes_only_the_values_off_the_preset():
     assert "R/svhn@250/mixmatch+ns3l/T0.02-w5/seed1" in mixmatch
     table1 = {r.logdir for r in runs_of("table1")}
     assert sum(r.logdir in table1 for r in runs) == 2  # NS3L and VAT+NS3L at their presets
+    assert "R/cifar10@4000/pt/ns3l/T0.02-w0.3/seed1" in {str(r.logdir) for r in runs}
 
 
 def test_scale_shortens_the_schedule_and_keeps_an_evaluation():
     table = TABLES["table1"]
-    vat = Cell("realistic_ssl", "cifar10", 4000, "vat")
+    vat = Cell("realistic_ssl", "cifar10", 4000, "vat", protocol="tf")
     argv = sweep.command(vat, 1, Path("x"), table, scale=0.01, python="python")
     assert {k: flags(argv)[k] for k in sweep.SCHEDULES["realistic_ssl"]} == {
         "train_steps": "2000", "lr_decay_steps": "1300", "warmup_steps": "500", "eval_every": "50",
     }  # fmt: skip
+    # [PT] evaluates every 25,000 steps: 250 at ×0.01, the protocol's own cadence scaled.
+    pt = flags(sweep.command(vat.with_protocol("pt"), 1, Path("x"), table, 0.01, python="python"))
+    assert pt["eval_every"] == "250"
     tiny = flags(sweep.command(vat, 1, Path("x"), table, scale=1e-6, python="python"))
     assert (tiny["train_steps"], tiny["eval_every"]) == ("1", "1")
     mixmatch = Cell("mixmatch", "svhn", 250, "mixmatch")
@@ -138,7 +154,7 @@ def test_scale_shortens_the_schedule_and_keeps_an_evaluation():
 def test_mini_table_flags_and_scale_on_top_of_them():
     runs = runs_of("mini")
     assert len(runs) == 10 * 3 and sorted({r.seed for r in runs}) == [1, 2, 3]
-    ns3l = flags(next(r.argv for r in runs if "/ns3l/" in str(r.logdir)))
+    ns3l = flags(next(r.argv for r in runs if "/pt/ns3l/" in str(r.logdir)))
     assert (ns3l["dataset"], ns3l["n_labeled"], ns3l["wrn_depth"], ns3l["train_steps"]) == (
         "digits", "50", "10", "400",
     )  # fmt: skip
@@ -248,3 +264,31 @@ def test_a_key_added_to_the_code_after_a_run_started(tmp_path):
     assert sweep.status(runs[0]) == ("finished", "")
     state, why = sweep.status(runs[1])  # its train.py would refuse to resume it
     assert state == "conflict" and "deterministic=unset (this sweep: False)" in why
+
+
+def test_tune_runs_a_named_grid_or_one_given_on_the_command_line(tmp_path, capsys):
+    assert sweep.main(["tune", "--preset", "vat+pl", "--dry-run", "--results", str(tmp_path),
+                       "--gpus", "none"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    commands = [flags(shlex.split(line)) for line in out.splitlines() if line.startswith("/")]
+    assert len(commands) == 2 * 9 * 5  # CIFAR-10/4000 and SVHN/1000, 3 x 3 points, 5 seeds
+    points = {(c["dataset"], c.get("pl_weight"), c.get("pl_threshold")) for c in commands}
+    assert ("cifar10", None, None) in points  # 1.0 and 0.95: Table 2's own VAT + PL run
+    assert ("svhn", "3.0", "0.8") in points and all(c["method"] == "vat+pl" for c in commands)
+    assert any(c["logdir"].endswith("cifar10@4000/pt/vat+pl/pl_weight3-pl_threshold0.8/seed1")
+               for c in commands)  # fmt: skip
+    grid = ["tune", "--method=ns3l", "--dataset=svhn", "--grid", "ns3l_weight=0.5,2",
+            "--dry-run", "--results", str(tmp_path), "--seeds", "1", "--gpus", "none"]  # fmt: skip
+    assert sweep.main(grid) == 0
+    out = capsys.readouterr().out
+    commands = [flags(shlex.split(line)) for line in out.splitlines() if line.startswith("/")]
+    assert [(c["n_labeled"], c["ns3l_weight"]) for c in commands] == [
+        ("1000", "0.5"),
+        ("1000", "2.0"),
+    ]
+    assert sweep.main(["tune", "--method=ns3l", "--grid", "wrn_depth=10,16"]) == 2
+    assert "--grid wrn_depth: expected a setting of ns3l among ns3l_threshold" in (
+        capsys.readouterr().err
+    )
+    assert sweep.main(["tune", "--method=ns3l"]) == 2
+    assert "tune: expected --preset NAME, or --method" in capsys.readouterr().err
