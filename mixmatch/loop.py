@@ -20,12 +20,15 @@ from mixmatch.step import MixMatchTrainer
 from mixmatch.wrn import ResNet
 from ns3l import precision
 from ns3l.checkpoints import RunCheckpoint
-from ns3l.results import RESULTS_FILE, read_results, write_results
+from ns3l.faults import StopSignals, claim_logdir
+from ns3l.results import RESULTS_FILE, read_results
 from ns3l.runs import (
+    Recorder,
+    already_finished,
+    check_finite,
     compiled_predict,
     compiled_steps,
     error_rate,
-    previous_history,
     recorded_config,
     run_record,
     start_run,
@@ -41,7 +44,13 @@ MEDIANS = (1, 10, 20, 50)  # scripts/extract_accuracy.py's last01, last10, last2
 
 def train(config: RunConfig, stop_after: int | None = None) -> dict:
     """Runs (or resumes) `config` to its last iteration, or for `stop_after` more; returns the
-    results.json content."""
+    results.json content. Raises `Stopped` after a SIGTERM or SIGINT (a checkpoint saved),
+    `Diverged` when the loss is not finite."""
+    with claim_logdir(config.logdir), StopSignals() as stop:
+        return _train(config, stop_after, stop)
+
+
+def _train(config: RunConfig, stop_after: int | None, stop: StopSignals) -> dict:
     strategy = start_run(config)
     data = prepare(
         config.dataset, config.value("n_labeled"), config.value("n_valid"), config.seed,
@@ -54,21 +63,23 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
         model=trainer.model, ema_model=trainer.ema_model, optimizer=trainer.optimizer,
         augment_rng=trainer.augment_rng, mixup_rng=trainer.mixup_rng,
     )  # fmt: skip
-    start = checkpoint.restore_latest() or 0
+    recorder = Recorder(checkpoint, config.logdir, lambda step, h: results(config, data, step, h))
     write_split(config.logdir, data.split)
-    history = previous_history(config.logdir, start)
+    start, history = recorder.restore()
+    total = config.iterations
+    if start >= total:
+        return already_finished(config.logdir, "median_test_error_last20")
     batches = train_batches(data, config.value("batch"), config.seed, start)
     steps = compiled_steps(strategy, trainer.train_step)
     predict = compiled_predict(trainer.ema_model, data.train_images.shape[1:])
-    total = config.iterations
     end = total if stop_after is None else min(total, start + stop_after)
     progress = ProgressPrinter(total, config.value("batch"), first_step=start)
-    with ScalarWriter(config.logdir) as writer:
+    with ScalarWriter(config.logdir) as writer, recorder.stops_and_divergence(history):
         iterator = iter(strategy.experimental_distribute_dataset(batches))
         # Calls end where the loop logs (multiples of LOG_EVERY) and evaluates (1 + multiples of
         # the report period: offset 1).
         every = (LOG_EVERY, config.report_every)
-        calls = train_calls(steps, iterator, start, end, config, every, offset=1)
+        calls = train_calls(steps, iterator, start, end, config, every, offset=1, stop=stop)
         for step, stats in calls:
             losses = {k: v for k, v in stats.items() if "/" not in k and k != "total"}
             progress.update(step, losses, force=step == end)
@@ -76,13 +87,16 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
                 writer.write(step, scalars(stats, config, step))
             evaluates = (step - 1) % config.report_every == 0
             if evaluates:
+                check_finite(trainer.model.trainable_variables, step, config.logdir)
                 copy_bn_statistics(trainer.model, trainer.ema_model)
                 history.append(evaluate(predict, data, step, config))
-                writer.write(step, {k: v for k, v in history[-1].items() if k != "step"})
+                scalars_now = {
+                    k: v for k, v in history[-1].items() if k != "step" and v is not None
+                }
+                writer.write(step, scalars_now)
                 progress.update(step, eval_error=history[-1]["test_error"])
             if evaluates or step == total:
-                checkpoint.save(step)
-                write_results(config.logdir, results(config, data, step, history))
+                recorder.save(step, history)
     return read_results(config.logdir) if (Path(config.logdir) / RESULTS_FILE).exists() else {}
 
 
@@ -144,7 +158,8 @@ def evaluate(predict, data: PreparedData, step: int, config: RunConfig) -> dict:
 def results(config: RunConfig, data: PreparedData, step: int, history: list) -> dict:
     """results.json: medians of the last 1, 10, 20, 50 EMA test errors (20 is the paper's)."""
     errors = [h["test_error"] for h in history]
-    metrics = {f"median_test_error_last{n}": float(np.median(errors[-n:])) for n in MEDIANS}
+    medians = {f"median_test_error_last{n}": float(np.median(errors[-n:])) for n in MEDIANS}
+    metrics = medians if errors else {}  # none before the first evaluation
     finished = step == config.iterations
     record = run_record("mixmatch", config, data.split_sizes, step, finished, metrics, history)
     return record | {"kimg": step * config.value("batch") / 1024, "split_rule": data.split.rule}

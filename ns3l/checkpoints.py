@@ -3,9 +3,11 @@
 
 Semantics (what is saved, the config check, mutable keys): docs/runs.md."""
 
+import errno
 import json
 import os
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +56,10 @@ class RunCheckpoint:
 
     The trackables are whatever the run must resume bitwise: Keras models (raw and EMA), the Keras
     optimizer (slots and `iterations`), a `tf.random.Generator`, plain tf.Variables or lists of
-    them. Constructing it checks (or, on the first start, records) the configuration."""
+    them. Every checkpoint also holds the run's evaluation history and its configuration
+    (`config` without `mutable_keys`), so a restore rebuilds results.json and refuses another
+    configuration's checkpoint. Constructing it checks (or, on the first start, records) the
+    configuration in config.json."""
 
     def __init__(
         self,
@@ -67,23 +72,98 @@ class RunCheckpoint:
     ) -> None:
         Path(logdir).mkdir(parents=True, exist_ok=True)
         check_config(logdir, config, mutable_keys)
-        self._checkpoint = tf.train.Checkpoint(**trackables)
+        self.logdir, self.max_to_keep = Path(logdir), max_to_keep
+        self.directory = self.logdir / CHECKPOINT_DIR
+        self.mutable = set(mutable_keys)
+        self.config = _comparable(config, self.mutable)
+        self.history: list[dict] = []  # the evaluations up to the restored checkpoint
+        # String variables: the history as of each checkpoint, and the configuration it belongs to.
+        self._history = tf.Variable("[]", dtype=tf.string, trainable=False)
+        self._config = tf.Variable(json.dumps(self.config, sort_keys=True), dtype=tf.string,
+                                   trainable=False)  # fmt: skip
+        self._checkpoint = tf.train.Checkpoint(
+            **trackables, run_history=self._history, run_config=self._config
+        )
         self.manager = tf.train.CheckpointManager(
-            self._checkpoint, str(Path(logdir) / CHECKPOINT_DIR), max_to_keep=max_to_keep
+            self._checkpoint, str(self.directory), max_to_keep=max_to_keep
         )
 
-    def save(self, step: int) -> str:
-        """Writes `ckpt-<step>` (dropping the oldest beyond `max_to_keep`) and returns its prefix.
-        The step is also the data position: input streams restart from it."""
-        return self.manager.save(checkpoint_number=step)
+    def save(self, step: int, history: Sequence[Mapping] = ()) -> str:
+        """Writes `ckpt-<step>` holding `history` (dropping the oldest beyond `max_to_keep`) and
+        returns its prefix. The step is also the data position: input streams restart from it.
+        A full disk is a one-line UsageError; the checkpoints before it stay as they were."""
+        self._history.assign(json.dumps(to_json_types(list(history)), allow_nan=False))
+        try:
+            return self.manager.save(checkpoint_number=step)
+        except (tf.errors.ResourceExhaustedError, OSError) as error:
+            if isinstance(error, OSError) and error.errno != errno.ENOSPC:
+                raise
+            raise UsageError(
+                f"no space left on {self.directory}: about {self._needed_mb()} MB needed for "
+                f"max_to_keep + 1 = {(self.max_to_keep or 0) + 1} checkpoints; free some and rerun "
+                "the same command, which resumes from the last complete one"
+            ) from None
 
     def restore_latest(self) -> int | None:
-        """Restores the newest checkpoint into the trackables and returns its step; None (and
-        nothing restored) on a fresh logdir."""
-        path = self.manager.latest_checkpoint
-        if path is None:
-            return None
-        status = self._checkpoint.restore(path)
+        """Restores the newest checkpoint that restores into the trackables and returns its step;
+        None (and nothing restored) on a fresh logdir. `history` then holds its evaluations.
+
+        Checkpoints are found from their files, so a damaged or missing `checkpoint` state file
+        loses nothing. A damaged newer checkpoint is skipped with a one-line warning on stderr;
+        if none restores, or one was written by another configuration, a one-line UsageError."""
+        damaged = []
+        for step, prefix in self._candidates():
+            try:
+                self._check_fingerprint(prefix)
+                status = self._checkpoint.restore(prefix)
+            except UsageError:
+                raise
+            except (tf.errors.OpError, IndexError, ValueError) as error:
+                damaged.append(f"{Path(prefix).name} ({_first_line(error)})")
+                print(f"warning: {prefix} is damaged ({_first_line(error)}); trying an older "
+                      "checkpoint", file=sys.stderr)  # fmt: skip
+                continue
+            self._assert_consumed(status)
+            self.history = json.loads(self._history.numpy().decode())
+            self._repair_state(step, prefix)
+            return step
+        if damaged:
+            raise UsageError(
+                f"no checkpoint in {self.directory} restores: {', '.join(damaged)}; move them "
+                "away to start the run over"
+            )
+        return None
+
+    def _candidates(self) -> list[tuple[int, str]]:
+        """(step, prefix) of every checkpoint whose index file exists, newest first."""
+        found = []
+        for index in self.directory.glob("ckpt-*.index"):
+            number = index.name[len("ckpt-") : -len(".index")]
+            if number.isdigit():
+                found.append((int(number), str(index.with_suffix(""))))
+        return sorted(found, reverse=True)
+
+    def _check_fingerprint(self, prefix: str) -> None:
+        """A UsageError naming the differing keys if `prefix` holds another configuration."""
+        reader = tf.train.load_checkpoint(prefix)
+        key = "run_config/.ATTRIBUTES/VARIABLE_VALUE"
+        if not reader.has_tensor(key):
+            raise UsageError(
+                f"{prefix} records no configuration (written by another program or an older "
+                "version): use a new --logdir, or move its checkpoints away"
+            )
+        saved = json.loads(reader.get_tensor(key).decode())
+        differing = sorted(
+            k for k in saved.keys() | self.config.keys()
+            if saved.get(k, _UNSET) != self.config.get(k, _UNSET)
+        )  # fmt: skip
+        if differing:
+            raise UsageError(
+                f"{prefix} was written by a run with {_show(saved, differing)}, this command has "
+                f"{_show(self.config, differing)}; use a new --logdir or the original flags"
+            )
+
+    def _assert_consumed(self, status: Any) -> None:
         try:
             # Strict both ways: a value nobody takes, or a variable nobody fills, is an error
             # rather than a resume that quietly restarts part of the state from scratch.
@@ -95,4 +175,35 @@ class RunCheckpoint:
                 "restore_latest(): Keras creates optimizer slots lazily."
             )
             raise
-        return int(path.rpartition("-")[2])
+
+    def _repair_state(self, restored_step: int, restored: str) -> None:
+        """Rewrites the `checkpoint` state file to list the checkpoints on disk up to the restored
+        one (a garbage or deleted state file is rebuilt), and reloads the manager from it."""
+        kept = [prefix for step, prefix in sorted(self._candidates()) if step <= restored_step]
+        tf.compat.v1.train.update_checkpoint_state(
+            str(self.directory), restored, all_model_checkpoint_paths=kept
+        )
+        self.manager = tf.train.CheckpointManager(
+            self._checkpoint, str(self.directory), max_to_keep=self.max_to_keep
+        )
+
+    def _needed_mb(self) -> int:
+        """The size of the largest checkpoint on disk times max_to_keep + 1, in MB (at least 1)."""
+        sizes: dict[str, int] = {}
+        for path in self.directory.glob("ckpt-*"):
+            if path.is_file():
+                number = path.name.split(".")[0]
+                sizes[number] = sizes.get(number, 0) + path.stat().st_size
+        largest = max(sizes.values(), default=0)
+        return max(1, round(largest * ((self.max_to_keep or 0) + 1) / 2**20))
+
+
+def _comparable(config: Mapping[str, Any], mutable: set[str]) -> dict:
+    """`config` without the mutable keys, through JSON and back."""
+    return {k: v for k, v in json.loads(json.dumps(to_json_types(config))).items()
+            if k not in mutable}  # fmt: skip
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:120]}" if text else type(error).__name__

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from absl import flags
 
 from ns3l.errors import UsageError
+from ns3l.faults import Diverged, Stopped
 from ns3l.settings import RunConfig, format_config
 
 
@@ -59,8 +60,10 @@ def run_command(
     load_train: Callable[[], Callable[[RunConfig], object]],
 ) -> None:
     """Parse, resolve, then train (or `--print_config`). Bad input of any kind ends in one line
-    on stderr and exit status 2. `load_train` imports the training loop only when it is needed,
-    so `--help` and `--print_config` answer without starting TensorFlow's devices."""
+    on stderr and exit status 2; a run stopped by a signal (checkpoint saved) in one line and
+    128 + the signal's number; a diverged run in one line and 3. `load_train` imports the
+    training loop only when it is needed, so `--help` and `--print_config` answer without
+    starting TensorFlow's devices."""
     if any(arg in ("-h", "--help", "--helpfull") for arg in argv[1:]):
         print(usage, flag_values.get_help(), sep="\n")
         return
@@ -76,3 +79,12 @@ def run_command(
     except (UsageError, flags.Error) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except Stopped as stopped:
+        print(stopped, file=sys.stderr)
+        sys.exit(128 + stopped.signum)
+    except Diverged as diverged:
+        print(f"error: {diverged}", file=sys.stderr)
+        sys.exit(3)
+    except KeyboardInterrupt:  # before the training loop, or a second Ctrl-C
+        print("interrupted: the same command resumes from the last checkpoint", file=sys.stderr)
+        sys.exit(130)

@@ -2,8 +2,8 @@
 calls it (steps per call, profiling), evaluation in large batches, the evaluation history of a
 resumed run, and the results.json record."""
 
+import contextlib
 import functools
-import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import keras
@@ -11,8 +11,10 @@ import numpy as np
 import tensorflow as tf
 
 from ns3l import precision
+from ns3l.checkpoints import RunCheckpoint
 from ns3l.distribute import make_strategy
-from ns3l.results import RESULTS_FILE, read_results, write_json_atomically
+from ns3l.faults import Diverged, Stopped, StopSignals, fault_point
+from ns3l.results import RESULTS_FILE, read_results, write_json_atomically, write_results
 from ns3l.settings import RunConfig
 from ns3l.splits import Split
 from ns3l.types import Tensor
@@ -39,23 +41,33 @@ def compiled_step(
 
 def compiled_steps(
     strategy: tf.distribute.Strategy, train_step: Callable[..., dict[str, Tensor]]
-) -> Callable[[Iterator, int], dict[str, Tensor]]:
-    """One tf.function per run, `steps(iterator, count)`: `count` train steps, each on the next
-    batch of the (distributed) `iterator`, in one call: one host round trip for `count` steps
-    (`--steps_per_call`). Returns the last step's statistics. `count` is passed as a tensor, so
-    any count runs the same trace."""
+) -> Callable[[Iterator, int, int], dict[str, Tensor]]:
+    """One tf.function per run, `steps(iterator, count, first)`: `count` train steps, numbered
+    from `first`, each on the next batch of the (distributed) `iterator`, in one call: one host
+    round trip for `count` steps (`--steps_per_call`). Returns the last step's statistics. `count`
+    is passed as a tensor, so any count runs the same trace. `run.first_nonfinite` (a variable,
+    read without stopping the device only when the caller asks) holds the number of the first
+    step whose `total` loss was not finite, or -1."""
+    first_nonfinite = tf.Variable(-1, dtype=tf.int64, trainable=False)
+
+    def note(stats: dict[str, Tensor], step: Tensor) -> None:
+        bad = tf.logical_and(first_nonfinite < 0, ~tf.math.is_finite(stats["total"]))
+        first_nonfinite.assign(tf.where(bad, step, first_nonfinite))
 
     @tf.function
-    def steps(iterator: Iterator, count: Tensor) -> dict[str, Tensor]:
+    def steps(iterator: Iterator, count: Tensor, first: Tensor) -> dict[str, Tensor]:
         stats = _on_replicas(strategy, train_step, next(iterator))
-        for _ in tf.range(count - 1):
+        note(stats, first)
+        for i in tf.range(tf.cast(count, tf.int64) - 1):
             stats = _on_replicas(strategy, train_step, next(iterator))
+            note(stats, first + 1 + i)
         return stats
 
-    def run(iterator: Iterator, count: int = 1) -> dict[str, Tensor]:
-        return steps(iterator, tf.constant(count, tf.int32))
+    def run(iterator: Iterator, count: int = 1, first: int = 0) -> dict[str, Tensor]:
+        return steps(iterator, tf.constant(count, tf.int32), tf.constant(first, tf.int64))
 
     run.function = steps  # the tf.function itself, e.g. for its tracing count
+    run.first_nonfinite = first_nonfinite
     return run
 
 
@@ -101,29 +113,49 @@ def call_ranges(
 
 
 def train_calls(
-    steps: Callable[[Iterator, int], dict[str, Tensor]],
+    steps: Callable[[Iterator, int, int], dict[str, Tensor]],
     iterator: Iterator,
     start: int,
     end: int,
     config: RunConfig,
     every: Iterable[int],
     offset: int = 0,
+    stop: StopSignals | None = None,
 ) -> Iterator[tuple[int, dict[str, Tensor]]]:
     """Runs `steps` (from `compiled_steps`) from `start` to `end` in the calls `call_ranges`
     gives; yields (last step of the call, its statistics). The call holding
-    `config.profile_step` is traced for TensorBoard's profiler into `config.logdir`."""
+    `config.profile_step` is traced for TensorBoard's profiler into `config.logdir`.
+
+    Raises `Diverged` at the first multiple of `every` (or the end) after a step whose loss was
+    not finite, before yielding it; and `Stopped` once the loop has handled the call that a
+    signal of `stop` arrived in (the caller checkpoints its step and re-raises)."""
+    every = tuple(every)
     ranges = call_ranges(start, end, config.steps_per_call, every, config.profile_step, offset)
     for first, last in ranges:
+        if stop is not None and stop.signum is not None:
+            raise Stopped(stop.signum, first - 1, config.logdir)
+        count = last - first + 1
         if first != config.profile_step:
-            yield last, steps(iterator, last - first + 1)
-            continue
-        tf.profiler.experimental.start(config.logdir)
-        try:
-            stats = steps(iterator, last - first + 1)
-            stats["total"].numpy()  # wait for the whole step (a GPU runs asynchronously)
-        finally:
-            tf.profiler.experimental.stop()
+            stats = steps(iterator, count, first)
+        else:
+            tf.profiler.experimental.start(config.logdir)
+            try:
+                stats = steps(iterator, count, first)
+                stats["total"].numpy()  # wait for the whole step (a GPU runs asynchronously)
+            finally:
+                tf.profiler.experimental.stop()
+        if last == end or any(n > 0 and last % n == 0 for n in every):
+            bad = int(steps.first_nonfinite.numpy())
+            if bad >= 0:
+                raise Diverged(bad, "loss", config.logdir)
         yield last, stats
+
+
+def check_finite(variables: Sequence[tf.Variable], step: int, logdir: str) -> None:
+    """Raises `Diverged` if a weight is NaN or infinite (checked before an evaluation)."""
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables])
+    if not bool(finite):
+        raise Diverged(step, "weights", logdir)
 
 
 def compiled_predict(model: keras.Model, image_shape: Sequence[int]) -> Callable[[Tensor], Tensor]:
@@ -139,11 +171,12 @@ def error_rate(
     images: np.ndarray,
     labels: np.ndarray,
     to_input: Callable[[np.ndarray], Tensor] = tf.convert_to_tensor,
-) -> float:
+) -> float | None:
     """Error in percent of `predict` (a compiled function returning classes) over `images` in
-    batches of EVAL_BATCH; NaN for an empty set. `to_input` maps a batch to the model's input."""
+    batches of EVAL_BATCH; None for an empty set (JSON's null). `to_input` maps a batch to the
+    model's input."""
     if len(labels) == 0:
-        return math.nan
+        return None
     chunks = range(0, len(labels), EVAL_BATCH)
     predictions = [predict(to_input(images[i : i + EVAL_BATCH])).numpy() for i in chunks]
     return 100.0 * float(np.mean(np.concatenate(predictions) != labels))
@@ -162,13 +195,6 @@ def recorded_config(config: RunConfig) -> dict:
     """What config.json records of a run: its configuration and the precision policy derived from
     `--mixed_precision` and the devices (a resumption must run under the same one)."""
     return config.as_json() | {"precision": precision.policy_name(config.mixed_precision)}
-
-
-def previous_history(logdir: str, restored_step: int) -> list[dict]:
-    """The evaluations a resumed run already made, up to the step of its checkpoint."""
-    if not restored_step or not (tf.io.gfile.exists(f"{logdir}/{RESULTS_FILE}")):
-        return []
-    return [h for h in read_results(logdir)["history"] if h["step"] <= restored_step]
 
 
 def run_record(
@@ -197,3 +223,56 @@ def run_record(
         "history": history,
         "precision": precision.policy_name(config.mixed_precision),
     }
+
+
+class Recorder:
+    """Where a run's state goes: its checkpoints (with the evaluation history) first, then
+    results.json, made by `record(step, history)`. A kill between the two loses nothing, since
+    a restart rebuilds results.json from the checkpoint (`restore`)."""
+
+    def __init__(
+        self, checkpoint: RunCheckpoint, logdir: str, record: Callable[[int, list], dict]
+    ) -> None:
+        self.checkpoint, self.logdir, self.record = checkpoint, logdir, record
+        self.saved = 0  # the step of the newest checkpoint this run wrote or restored
+
+    def restore(self) -> tuple[int, list[dict]]:
+        """(step, history) of the newest checkpoint that restores, (0, []) on a first start;
+        results.json is rewritten from it (also if it was deleted or damaged)."""
+        self.saved = self.checkpoint.restore_latest() or 0
+        history = self.checkpoint.history
+        if self.saved:
+            write_results(self.logdir, self.record(self.saved, history))
+        return self.saved, history
+
+    def save(self, step: int, history: list[dict]) -> None:
+        """Checkpoint at `step` (holding `history`), then results.json."""
+        self.checkpoint.save(step, history)
+        self.saved = step
+        fault_point("after_checkpoint", step)
+        write_results(self.logdir, self.record(step, history))
+        fault_point("after_results", step)
+
+    @contextlib.contextmanager
+    def stops_and_divergence(self, history: list[dict]) -> Iterator[None]:
+        """Around the training loop: a `Stopped` run checkpoints the step it stopped at; a
+        `Diverged` one marks results.json and keeps its last finite checkpoint. Both re-raise."""
+        try:
+            yield
+        except Stopped as stopped:
+            if stopped.step > self.saved:
+                self.save(stopped.step, history)
+            raise
+        except Diverged as diverged:
+            mark = {"diverged": {"step": diverged.step, "what": diverged.what}}
+            write_results(self.logdir, self.record(self.saved, history) | mark)
+            raise
+
+
+def already_finished(logdir: str, metric: str) -> dict:
+    """A finished run's results.json after a rerun of its command, and one line saying so."""
+    record = read_results(logdir)
+    value = record["metrics"].get(metric)
+    shown = "–" if value is None else f"{value:.2f}"
+    print(f"already finished: {metric} {shown}, {logdir}/{RESULTS_FILE}", flush=True)
+    return record

@@ -8,7 +8,6 @@ run has exactly the history it had when it stopped. Every run writes split.json.
 """
 
 import dataclasses
-import math
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +15,15 @@ import tensorflow as tf
 
 from ns3l import precision
 from ns3l.checkpoints import RunCheckpoint
-from ns3l.results import RESULTS_FILE, read_results, write_results
+from ns3l.faults import StopSignals, claim_logdir
+from ns3l.results import RESULTS_FILE, read_results
 from ns3l.runs import (
+    Recorder,
+    already_finished,
+    check_finite,
     compiled_predict,
     compiled_steps,
     error_rate,
-    previous_history,
     recorded_config,
     run_record,
     start_run,
@@ -40,7 +42,13 @@ LOG_EVERY = 100  # steps between TensorBoard loss summaries (each one reads the 
 
 def train(config: RunConfig, stop_after: int | None = None) -> dict:
     """Runs (or resumes) `config` to its last step, or for `stop_after` more steps; returns the
-    results.json content. `stop_after` exists for tests that interrupt a run."""
+    results.json content. `stop_after` exists for tests that interrupt a run. Raises `Stopped`
+    after a SIGTERM or SIGINT (a checkpoint saved), `Diverged` when the loss is not finite."""
+    with claim_logdir(config.logdir), StopSignals() as stop:
+        return _train(config, stop_after, stop)
+
+
+def _train(config: RunConfig, stop_after: int | None, stop: StopSignals) -> dict:
     strategy = start_run(config)
     data = prepare(
         config.dataset, config.value("n_labeled"), config.value("n_valid"), config.seed,
@@ -54,9 +62,14 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
         config.logdir, recorded_config(config), mutable_keys=MUTABLE_KEYS,
         **trackables(trainer),
     )  # fmt: skip
-    start = checkpoint.restore_latest() or 0
+    total, eval_every = config.value("train_steps"), config.value("eval_every")
+    recorder = Recorder(
+        checkpoint, config.logdir, lambda step, h: results(config, data, step, h, total)
+    )
     write_split(config.logdir, data.split)
-    history = previous_history(config.logdir, start)
+    start, history = recorder.restore()
+    if start >= total:
+        return already_finished(config.logdir, "test_error_at_best_valid")
     supervised = config.method == "supervised"
     batches = train_batches(
         data, config.value("batch_size"), config.seed, start, supervised,
@@ -64,23 +77,22 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
     )  # fmt: skip
     steps = compiled_steps(strategy, trainer.train_step)
     predict = compiled_predict(trainer.wrn, data.train_images.shape[1:])
-    total, eval_every = config.value("train_steps"), config.value("eval_every")
     end = total if stop_after is None else min(total, start + stop_after)
     progress = ProgressPrinter(total, config.value("batch_size"), first_step=start)
-    with ScalarWriter(config.logdir) as writer:
+    with ScalarWriter(config.logdir) as writer, recorder.stops_and_divergence(history):
         iterator = iter(strategy.experimental_distribute_dataset(batches))
-        calls = train_calls(steps, iterator, start, end, config, every=(LOG_EVERY, eval_every))
-        for step, stats in calls:
+        every = (LOG_EVERY, eval_every)
+        for step, stats in train_calls(steps, iterator, start, end, config, every, stop=stop):
             progress.update(step, losses(stats), force=step == end)
             if step % LOG_EVERY == 0 or step == end:
                 writer.write(step, scalars(stats, config, step, trainer))
             if step % eval_every == 0 or step == total:
+                check_finite(trainer.wrn.trainable_variables, step, config.logdir)
                 history.append(evaluate(predict, data, step, config, history))
                 errors = {k: v for k, v in history[-1].items() if k != "step" and v is not None}
                 writer.write(step, {f"error/{k}": v for k, v in errors.items()})
                 progress.update(step, eval_error=history[-1]["valid_error"])
-                checkpoint.save(step)
-                write_results(config.logdir, results(config, data, step, history, total))
+                recorder.save(step, history)
     return read_results(config.logdir) if (Path(config.logdir) / RESULTS_FILE).exists() else {}
 
 
@@ -134,9 +146,10 @@ def evaluate(predict, data: PreparedData, step: int, config: RunConfig, history:
         "step": step,
         "valid_error": error_rate(predict, data.train_images[valid], data.train_labels[valid]),
     }
-    earlier = [h["valid_error"] for h in history if not math.isnan(h["valid_error"])]
-    improved = not earlier or entry["valid_error"] < min(earlier)
-    if config.value("eval_test") == "always" or improved or math.isnan(entry["valid_error"]):
+    valid_error = entry["valid_error"]  # None without a validation set (n_valid=0)
+    earlier = [h["valid_error"] for h in history if h["valid_error"] is not None]
+    improved = valid_error is None or not earlier or valid_error < min(earlier)
+    if config.value("eval_test") == "always" or improved:
         entry["test_error"] = error_rate(predict, data.test_images, data.test_labels)
     else:
         entry["test_error"] = None
@@ -169,14 +182,16 @@ def scalars(stats: dict, config: RunConfig, step: int, trainer: RealisticSSLTrai
 
 def results(config: RunConfig, data: PreparedData, step: int, history: list, total: int) -> dict:
     """results.json: the paper's metric (test error at the best validation error) and the curve."""
-    finite = [h for h in history if not math.isnan(h["valid_error"])]
-    best = min(finite, key=lambda h: h["valid_error"]) if finite else history[-1]
-    metrics = {
-        "test_error_at_best_valid": best["test_error"],
-        "best_valid_error": best["valid_error"],
-        "best_step": best["step"],
-        "final_test_error": history[-1]["test_error"],
-    }
+    metrics = {}  # none before the first evaluation (a run stopped or diverged early)
+    if history:
+        validated = [h for h in history if h["valid_error"] is not None]
+        best = min(validated, key=lambda h: h["valid_error"]) if validated else history[-1]
+        metrics = {
+            "test_error_at_best_valid": best["test_error"],
+            "best_valid_error": best["valid_error"],
+            "best_step": best["step"],
+            "final_test_error": history[-1]["test_error"],
+        }
     record = run_record(
         "realistic_ssl", config, data.split_sizes, step, step == total, metrics, history
     )

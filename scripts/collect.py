@@ -6,7 +6,6 @@ comparing its "config" with the presets of its cell: a Figure 3 grid value, or a
 
 import dataclasses
 import importlib
-import json
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ns3l.results import read_json
 from ns3l.settings import MUTABLE_KEYS
 from scripts.tables import GRID_KEYS, METRICS, Cell, Grid, preset_values
 
@@ -42,6 +42,7 @@ class RunResult:
     protocol: str = ""  # the Oliver stack's; "" for MixMatch
     split_rule: str = ""
     valid: float | None = None  # the validation error the paper's model selection used
+    diverged: bool = False  # never a number in the tables
 
     @property
     def key(self) -> tuple:
@@ -54,6 +55,7 @@ class Summary:
 
     values: tuple[float, ...]
     unfinished: int
+    diverged: int = 0
 
     @property
     def mean(self) -> float:
@@ -100,13 +102,27 @@ def _same(a: object, b: object) -> bool:
     return a == b
 
 
-def load(root: Path, prefix: bool = False) -> list[RunResult]:
-    """Every results.json under `root`, in path order; paths relative to `root`, or to its
-    parent with `prefix` (several roots merged into one report)."""
+def load(root: Path, prefix: bool = False, problems: list[str] | None = None) -> list[RunResult]:
+    """Every readable results.json under `root`, in path order; paths relative to `root`, or to
+    its parent with `prefix` (several roots merged into one report). A damaged results.json, and
+    a run directory with checkpoints but no results.json, is skipped with one line appended to
+    `problems`."""
     runs = []
     base = root.parent if prefix else root
+    problems = [] if problems is None else problems
+    for config in sorted(root.rglob("config.json")):
+        if (
+            not (config.parent / "results.json").exists()
+            and (config.parent / "checkpoints").is_dir()
+        ):
+            problems.append(f"{config.parent} has checkpoints but no results.json: rerun its "
+                            "command to rebuild it")  # fmt: skip
     for path in sorted(root.rglob("results.json")):
-        record = json.loads(path.read_text())
+        record, damage = read_json(path)
+        if damage or not isinstance(record, dict) or "stack" not in record:
+            problems.append(f"{damage or f'{path} is not a results.json'}: skipped; rerun its "
+                            "command to rebuild it")  # fmt: skip
+            continue
         changed = deviations(record)
         value = record["metrics"].get(METRICS[record["stack"]])
         runs.append(
@@ -122,6 +138,7 @@ def load(root: Path, prefix: bool = False) -> list[RunResult]:
                 protocol=record["config"].get("protocol", ""),
                 split_rule=record.get("split_rule", ""),
                 valid=_number(record["metrics"].get("best_valid_error")),
+                diverged="diverged" in record,
             )
         )  # fmt: skip
     return runs
@@ -132,10 +149,13 @@ def _number(value: float | None) -> float | None:
 
 
 def summarize(runs: Sequence[RunResult]) -> Summary:
-    """One value per seed, from its finished run; a seed with no finished run counts unfinished."""
+    """One value per seed, from its finished run; a seed with no finished run counts unfinished,
+    or diverged if its run diverged."""
     finished = {run.seed: run.value for run in runs if run.finished and run.value is not None}
-    unfinished = {run.seed for run in runs} - finished.keys()
-    return Summary(tuple(finished[seed] for seed in sorted(finished)), len(unfinished))
+    diverged = {run.seed for run in runs if run.diverged} - finished.keys()
+    unfinished = {run.seed for run in runs} - finished.keys() - diverged
+    values = tuple(finished[seed] for seed in sorted(finished))
+    return Summary(values, len(unfinished), len(diverged))
 
 
 def by_cell(runs: Sequence[RunResult]) -> dict[tuple, dict[Variant, list[RunResult]]]:

@@ -64,6 +64,7 @@ def _entry(summary: Summary, expected: int, on_grid: bool) -> str:
     if len(summary.values) > 1:
         mean += f" ± {summary.std:.2f}"
     more = f", +{summary.unfinished} unfinished" if summary.unfinished else ""
+    more += f", +{summary.diverged} diverged" if summary.diverged else ""
     return f"{mean} ({len(summary.values)}/{expected}{more})"
 
 

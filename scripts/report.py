@@ -114,7 +114,9 @@ def fmt(mean: float, std: float) -> str:
 
 def seeds_cell(summary: Summary, expected: int) -> str:
     text = f"{len(summary.values)}/{expected}"
-    return text + (f" (+{summary.unfinished} unfinished)" if summary.unfinished else "")
+    more = [f"+{n} {what}" for n, what in ((summary.unfinished, "unfinished"),
+                                             (summary.diverged, "diverged")) if n]  # fmt: skip
+    return text + (f" ({', '.join(more)})" if more else "")
 
 
 def papers_note(published: Published, original: Published, summary: Summary) -> str | None:
@@ -280,16 +282,18 @@ def tables_to_print(runs: Sequence[RunResult]) -> list[Table]:
     return tables
 
 
-def report(roots: Sequence[Path] | Path, out: Path) -> None:
+def report(roots: Sequence[Path] | Path, out: Path) -> list[str]:
     """Prints every table with runs under `roots`; writes report.md, tables.csv, runs.csv and
-    figure3.png to `out`."""
+    figure3.png to `out`. Returns the problems it skipped (damaged results.json files, runs
+    without one), each also printed in one line."""
     roots = [roots] if isinstance(roots, Path) else list(roots)
-    runs = [run for root in roots for run in load(root, prefix=len(roots) > 1)]
+    problems: list[str] = []
+    runs = [run for root in roots for run in load(root, len(roots) > 1, problems)]
     groups = by_cell(runs)
     out.mkdir(parents=True, exist_ok=True)
     text, csv_rows = io.StringIO(), []
     with contextlib.redirect_stdout(text):
-        _report(roots, runs, groups, out, csv_rows)
+        _report(roots, runs, groups, out, csv_rows, problems)
     print(text.getvalue(), end="")
     (out / "report.md").write_text(text.getvalue())
     with (out / "tables.csv").open("w", newline="") as f:
@@ -297,11 +301,19 @@ def report(roots: Sequence[Path] | Path, out: Path) -> None:
         writer.writeheader()
         writer.writerows(csv_rows)
     print(f"This report: {out / 'report.md'}; every row: {out / 'tables.csv'}")
+    return problems
 
 
-def _report(roots: list[Path], runs: list, groups: dict, out: Path, csv_rows: list) -> None:
+def _report(
+    roots: list[Path], runs: list, groups: dict, out: Path, csv_rows: list, problems: list[str]
+) -> None:
     where = ", ".join(map(str, roots))
-    print(f"# Results under {where}: {len(runs)} runs, {sum(r.finished for r in runs)} finished")
+    diverged = sum(r.diverged for r in runs)
+    print(f"# Results under {where}: {len(runs)} runs, {sum(r.finished for r in runs)} finished"
+          + (f", {diverged} diverged" if diverged else "")
+          + (f", {len(problems)} skipped" if problems else ""))  # fmt: skip
+    for problem in problems:
+        print(f"- skipped: {problem}")
     print(
         "\nours: mean ± sample std (n − 1) over the finished seeds; seeds: finished of expected, "
         "unfinished runs (running or cut off) counted apart and not averaged; original paper: "
@@ -357,8 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not root.is_dir():
             print(f"error: {root} is not a directory", file=sys.stderr)
             return 2
-    report(args.roots, args.out or args.roots[0])
-    return 0
+    problems = report(args.roots, args.out or args.roots[0])
+    if problems:
+        print(f"error: {len(problems)} results skipped (listed at the top)", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -5,10 +5,12 @@ Each GPU gets a worker thread that takes the next command from a shared queue an
 commands wait. How a command runs is injectable (`Runner`), which is how the tests check the
 assignment with fake commands."""
 
+import ctypes
 import functools
 import os
 import queue
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -47,8 +49,9 @@ class SubprocessRunner:
             out.write(" ".join(argv) + "\n")
             out.flush()
             child = subprocess.Popen(
-                argv, env=dict(env), stdout=out, stderr=subprocess.STDOUT, cwd=self.cwd
-            )
+                argv, env=dict(env), stdout=out, stderr=subprocess.STDOUT, cwd=self.cwd,
+                preexec_fn=die_with_parent,
+            )  # fmt: skip
             with self.lock:
                 self.running.add(child)
             try:
@@ -61,6 +64,17 @@ class SubprocessRunner:
         with self.lock:
             for child in self.running:
                 child.terminate()
+
+
+def die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the sweep dies, however it dies (Linux's
+    PR_SET_PDEATHSIG), so a SIGKILLed sweep leaves no trainer behind; the trainer checkpoints
+    on SIGTERM, and the restarted sweep resumes it. Elsewhere a no-op."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
 
 
 def parse_gpus(text: str) -> list[str]:

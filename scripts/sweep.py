@@ -31,6 +31,7 @@ from pathlib import Path
 from absl import flags
 
 from ns3l.errors import UsageError
+from ns3l.results import read_json
 from ns3l.settings import DERIVED_KEYS, MUTABLE_KEYS, RunConfig
 from scripts import scheduler
 from scripts.tables import (
@@ -149,16 +150,24 @@ def comparable(config: dict) -> dict:
 
 
 def status(run: Run) -> tuple[str, str]:
-    """("new" | "resume" | "finished" | "conflict", why). A directory holds this run if its first
-    start (config.json) had this command's configuration, value for value. A finished run that
-    predates a configuration key added since (or has one removed since) still counts as this run;
-    an unfinished one does not, because its train.py refuses to resume it (docs/runs.md)."""
+    """("new" | "resume" | "finished" | "diverged" | "conflict", why). A directory holds this run
+    if its first start (config.json) had this command's configuration, value for value. A
+    finished run that predates a configuration key added since (or has one removed since) still
+    counts as this run; an unfinished one does not, because its train.py refuses to resume it
+    (docs/runs.md). A damaged or missing results.json makes the run one to resume: its command
+    rebuilds the file from the last checkpoint. A diverged run is not run again."""
     want = comparable(resolved_config(run.argv).as_json())  # also checks every command's flags
     config_file, results_file = run.logdir / "config.json", run.logdir / "results.json"
     if not config_file.exists() and not results_file.exists():
         return "new", ""
-    results = json.loads(results_file.read_text()) if results_file.exists() else {}
-    started = json.loads(config_file.read_text()) if config_file.exists() else results["config"]
+    results, damage = read_json(results_file) if results_file.exists() else ({}, None)
+    started, config_damage = read_json(config_file) if config_file.exists() else (None, None)
+    results = results if isinstance(results, dict) else {}
+    if damage:
+        print(f"# {damage}: resumed, its command rebuilds it", file=sys.stderr)
+    started = started if started is not None else results.get("config")
+    if started is None:
+        return "resume", f"({config_damage or 'no configuration recorded'})"
     have = comparable(started)
     finished = bool(results.get("finished"))
     keys = want.keys() & have.keys() if finished else want.keys() | have.keys()
@@ -169,6 +178,8 @@ def status(run: Run) -> tuple[str, str]:
         return "conflict", f"{run.logdir} holds another run: {shown}"
     if finished:
         return "finished", ""
+    if "diverged" in results:
+        return "diverged", f"{run.logdir} diverged at step {results['diverged']['step']}"
     return "resume", f"at step {results.get('step', 0)}"
 
 
@@ -193,21 +204,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     todo = [run for run, (state, _) in zip(runs, states, strict=True) if state in ("new", "resume")]
     gpus = scheduler.detect_gpus() if args.gpus is None else scheduler.parse_gpus(args.gpus)
     for run, (state, why) in zip(runs, states, strict=True):
-        if state == "conflict":
-            print(f"# conflict, not run: {why}", file=sys.stderr)
+        if state in ("conflict", "diverged"):
+            print(f"# {state}, not run: {why}", file=sys.stderr)
         elif args.dry_run and state == "finished":
             print(f"# finished: {run.logdir}")
         elif args.dry_run:
             print(f"# {state} {why}".rstrip() + f"\n{shlex.join(run.argv)}")
-    counts = {s: sum(state == s for state, _ in states) for s in ("resume", "finished", "conflict")}
+    kinds = ("resume", "finished", "conflict", "diverged")
+    counts = {s: sum(state == s for state, _ in states) for s in kinds}
     device = f"GPUs {','.join(gpus)}, one run per GPU" if gpus else "CPU, one run at a time"
     print(
         f"# {table.name}: {len(runs)} runs under {root}: {len(todo)} to run "
         f"({counts['resume']} resumed), {counts['finished']} finished, "
-        f"{counts['conflict']} conflicts; {device}"
+        f"{counts['conflict']} conflicts, {counts['diverged']} diverged; {device}"
     )
+    refused = counts["conflict"] + counts["diverged"]
     if args.dry_run:
-        return 1 if counts["conflict"] else 0
+        return 1 if refused else 0
     signal.signal(signal.SIGTERM, _interrupt)  # a killed sweep stops its runs too
     jobs = [scheduler.Job(run.name, run.argv, run.logdir / LOG_FILE) for run in todo]
     try:
@@ -222,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from scripts import report
 
         report.main([str(root)])
-    return 1 if failed or counts["conflict"] else 0
+    return 1 if failed or refused else 0
 
 
 def tuning(args: argparse.Namespace) -> Table:
