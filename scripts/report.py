@@ -268,15 +268,17 @@ def write_csv(runs: Sequence[RunResult], path: Path) -> None:
 
 
 def tables_to_print(runs: Sequence[RunResult]) -> list[Table]:
-    """Every table, the Oliver stack's once per protocol with runs (the default one if none)."""
+    """Every table, the Oliver stack's once per protocol with runs (the default one if none); a
+    table mixing both stacks (the mini table) shows its MixMatch rows in the first copy only."""
     protocols = sorted({run.protocol for run in runs if run.stack == REALISTIC and run.protocol})
     tables = []
     for table in TABLES.values():
         if any(cell.stack == REALISTIC for cell in table.cells):
-            for protocol in protocols or [DEFAULT_PROTOCOL]:
-                titled = table.with_protocol(protocol)
+            for i, protocol in enumerate(protocols or [DEFAULT_PROTOCOL]):
+                cells = [c.with_protocol(protocol) for c in table.cells
+                         if i == 0 or c.stack == REALISTIC]  # fmt: skip
                 title = f"{table.title} — protocol {protocol}"
-                tables.append(dataclasses.replace(titled, title=title))
+                tables.append(dataclasses.replace(table, title=title, cells=tuple(cells)))
         else:
             tables.append(table)
     return tables

@@ -261,3 +261,21 @@ def test_tuning_picks_the_lowest_median_validation_error(tmp_path, capsys):
     assert row(tuning, "| 1 | 0.9 |")[2:] == ["13.00", "33.67 ± 2.08", "3"]
     assert "Pick (lowest median validation error): pl_weight3: valid 12.00, test 38.00" in tuning
     assert "Runs outside the paper's tables" not in out
+
+
+def test_a_table_of_both_stacks_shows_its_mixmatch_rows_once(tmp_path, capsys):
+    fake_run(tmp_path, "mini", "digits@50/pt/ns3l", 1, 8.0)
+    fake_run(tmp_path, "mini", "digits@50/mixmatch", 1, 20.0)
+    runs = sweep.plan(TABLES["mini"], tmp_path, protocol="tf")
+    run = next(r for r in runs if str(r.logdir).endswith("digits@50/tf/ns3l/seed1"))
+    config = sweep.resolved_config(run.argv).as_json()
+    record = {"stack": "realistic_ssl", "config": config, "seed": 1, "dataset": "digits",
+              "method": "ns3l", "step": 400, "finished": True,
+              "metrics": {"test_error_at_best_valid": 6.0}}  # fmt: skip
+    run.logdir.mkdir(parents=True)
+    (run.logdir / "results.json").write_text(json.dumps(record))
+    report.report(tmp_path, tmp_path / "out")
+    out = capsys.readouterr().out
+    assert out.count("| digits / 50 | MixMatch [b] |") == 1
+    tf_ = out[out.index("— protocol tf") :]
+    assert row(tf_, "| digits / 50 | NS3L [a] |")[2] == "6.00" and "MixMatch" not in tf_
