@@ -58,9 +58,11 @@ def compiled_steps(
     def steps(iterator: Iterator, count: Tensor, first: Tensor) -> dict[str, Tensor]:
         stats = _on_replicas(strategy, train_step, next(iterator))
         note(stats, first)
-        for i in tf.range(tf.cast(count, tf.int64) - 1):
+        # An int32 counter: with tf.range over int64, Grappler's AddOpsRewrite broke the loop
+        # body on the CIFAR path (AlreadyExistsError on a TemporaryVariable).
+        for i in tf.range(count - 1):
             stats = _on_replicas(strategy, train_step, next(iterator))
-            note(stats, first + 1 + i)
+            note(stats, first + tf.cast(i + 1, tf.int64))
         return stats
 
     def run(iterator: Iterator, count: int = 1, first: int = 0) -> dict[str, Tensor]:
