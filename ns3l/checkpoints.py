@@ -84,9 +84,7 @@ class RunCheckpoint:
         self._checkpoint = tf.train.Checkpoint(
             **trackables, run_history=self._history, run_config=self._config
         )
-        self.manager = tf.train.CheckpointManager(
-            self._checkpoint, str(self.directory), max_to_keep=max_to_keep
-        )
+        self.manager = self._manager()
 
     def save(self, step: int, history: Sequence[Mapping] = ()) -> str:
         """Writes `ckpt-<step>` holding `history` (dropping the oldest beyond `max_to_keep`) and
@@ -135,12 +133,13 @@ class RunCheckpoint:
         return None
 
     def _candidates(self) -> list[tuple[int, str]]:
-        """(step, prefix) of every checkpoint whose index file exists, newest first."""
-        found = []
-        for index in self.directory.glob("ckpt-*.index"):
-            number = index.name[len("ckpt-") : -len(".index")]
-            if number.isdigit():
-                found.append((int(number), str(index.with_suffix(""))))
+        """(step, prefix) of every checkpoint with an index or a data file, newest first (one
+        without its index is damaged, and is reported as such)."""
+        found = set()
+        for path in self.directory.glob("ckpt-*"):
+            number = path.name[len("ckpt-") :].split(".")[0]
+            if number.isdigit() and path.is_file():
+                found.add((int(number), str(self.directory / f"ckpt-{number}")))
         return sorted(found, reverse=True)
 
     def _check_fingerprint(self, prefix: str) -> None:
@@ -183,9 +182,23 @@ class RunCheckpoint:
         tf.compat.v1.train.update_checkpoint_state(
             str(self.directory), restored, all_model_checkpoint_paths=kept
         )
-        self.manager = tf.train.CheckpointManager(
-            self._checkpoint, str(self.directory), max_to_keep=self.max_to_keep
-        )
+        self.manager = self._manager()
+
+    def _manager(self) -> tf.train.CheckpointManager:
+        """The manager of the checkpoint directory. An unreadable `checkpoint` state file is
+        moved aside (with a warning): `restore_latest` finds the checkpoints from their files."""
+        try:
+            return tf.train.CheckpointManager(
+                self._checkpoint, str(self.directory), max_to_keep=self.max_to_keep
+            )
+        except Exception as error:  # a text-format parse or decode error, whichever it is
+            state = self.directory / "checkpoint"
+            state.replace(state.with_name("checkpoint.unreadable"))
+            print(f"warning: {state} is unreadable ({_first_line(error)}); the checkpoints are "
+                  "found from their files", file=sys.stderr)  # fmt: skip
+            return tf.train.CheckpointManager(
+                self._checkpoint, str(self.directory), max_to_keep=self.max_to_keep
+            )
 
     def _needed_mb(self) -> int:
         """The size of the largest checkpoint on disk times max_to_keep + 1, in MB (at least 1)."""

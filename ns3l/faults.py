@@ -41,8 +41,9 @@ class Diverged(Exception):  # noqa: N818 (a finding about the run, reported in o
     """The loss (or a weight) of step `step` was not finite; results.json says `diverged`."""
 
     def __init__(self, step: int, what: str, logdir: str) -> None:
+        subject = {"loss": "the loss", "weights": "a weight"}[what]
         super().__init__(
-            f"diverged: the {what} was not finite at step {step}; {logdir}/results.json marks the "
+            f"diverged: {subject} was not finite at step {step}; {logdir}/results.json marks the "
             "run diverged and its last finite checkpoint stays (try a smaller --lr)"
         )
         self.step, self.what = step, what

@@ -53,6 +53,15 @@ with tfds.core.registered.skip_registration():  # found by name only in the prep
         def _split_generators(self, dl_manager):
             return {"train": self._generate_examples(6)}
 
+    class Ns3lRemote(Ns3lTinyShapes):
+        """A data set whose files live on a host that never resolves (RFC 6761's .invalid)."""
+
+        url_infos = {"https://ns3l-data.invalid/images.tar.gz": None}  # its checksums' keys
+
+        def _split_generators(self, dl_manager):
+            path = dl_manager.download(next(iter(self.url_infos)))
+            return {"train": self._generate_examples(int(path.exists()))}
+
     class Ns3lNoIds(Ns3lTinyShapes):
         """Like svhn_cropped 3.0.0: the same records without their `id`."""
 
