@@ -150,6 +150,7 @@ def train_calls(
             bad = int(steps.first_nonfinite.numpy())
             if bad >= 0:
                 raise Diverged(bad, "loss", config.logdir)
+        fault_point("after_call", last)
         yield last, stats
 
 

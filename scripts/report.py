@@ -219,32 +219,44 @@ def tuning_groups(groups: dict) -> dict[tuple, dict[tuple, dict[Variant, list[Ru
 
 
 def print_tuning(groups: dict) -> None:
-    """Per tuned cell: every grid point's median validation error and test error over the
-    finished seeds, and the pick, the point with the lowest median validation error."""
+    """Per tuned cell and variant (a --scale sweep is one): every grid point's median
+    validation error and test error over the finished seeds, and the pick, the point with the
+    lowest median validation error."""
     for (stack, dataset, n_labeled, method, protocol), points in tuning_groups(groups).items():
         keys = sorted({k for grid in points for k, _ in grid}, key=GRID_KEYS.index)
         preset = preset_values(stack, dataset, n_labeled, method, protocol)
         where = f"{DATASET_NAMES.get(dataset, dataset)} / {n_labeled:,}"
         protocol_text = f", protocol {protocol}" if protocol else ""
-        print(f"\n### Tuning {PAPER_COLUMNS.get(method, method)}, {where}{protocol_text}\n")
-        print("| " + " | ".join(keys) + " | median valid error | test error | seeds |")
-        print("|---" * (len(keys) + 3) + "|")
-        best = None
-        for grid in sorted(points, key=lambda g: [dict(g).get(k, preset[k]) for k in keys]):
-            runs = [run for variant, rs in points[grid].items() if not variant for run in rs]
-            finished = [run for run in runs if run.finished and run.valid is not None]
-            median = statistics.median(r.valid for r in finished) if finished else math.nan
-            summary = summarize(runs)
-            values = [f"{dict(grid).get(k, preset[k]):g}" for k in keys]
-            print("| " + " | ".join(values) + f" | {fmt(median, math.nan)} | "
-                  f"{fmt(summary.mean, summary.std)} | {len(finished)} |")  # fmt: skip
-            if finished and (best is None or median < best[0]):
-                best = (median, grid, summary)
-        if best:
-            median, grid, summary = best
-            label = grid_label(grid) or "the preset"
-            print(f"\nPick (lowest median validation error): {label}: valid {median:.2f}, "
-                  f"test {fmt(summary.mean, summary.std)}")  # fmt: skip
+        variants = sorted({v for by_variant in points.values() for v in by_variant}, key=str)
+        for variant in variants:
+            label = variant_label(stack, variant, dataset, n_labeled, method) if variant else ""
+            changed = f" ({label})" if label else ""
+            name = PAPER_COLUMNS.get(method, method)
+            print(f"\n### Tuning {name}, {where}{protocol_text}{changed}\n")
+            _tuning_table(points, variant, keys, preset)
+
+
+def _tuning_table(points: dict, variant: Variant, keys: list[str], preset: dict) -> None:
+    print("| " + " | ".join(keys) + " | median valid error | test error | seeds |")
+    print("|---" * (len(keys) + 3) + "|")
+    best = None
+    for grid in sorted(points, key=lambda g: [dict(g).get(k, preset[k]) for k in keys]):
+        runs = points[grid].get(variant, [])
+        finished = [run for run in runs if run.finished and run.valid is not None]
+        median = statistics.median(r.valid for r in finished) if finished else math.nan
+        summary = summarize(runs)
+        values = [f"{dict(grid).get(k, preset[k]):g}" for k in keys]
+        seeds = f"{len(finished)}" + (f" (+{summary.diverged} diverged)"
+                                      if summary.diverged else "")  # fmt: skip
+        print("| " + " | ".join(values) + f" | {fmt(median, math.nan)} | "
+              f"{fmt(summary.mean, summary.std)} | {seeds} |")  # fmt: skip
+        if finished and (best is None or median < best[0]):
+            best = (median, grid, summary)
+    if best:
+        median, grid, summary = best
+        label = grid_label(grid) or "the preset"
+        print(f"\nPick (lowest median validation error): {label}: valid {median:.2f}, "
+              f"test {fmt(summary.mean, summary.std)}")  # fmt: skip
 
 
 def write_csv(runs: Sequence[RunResult], path: Path) -> None:

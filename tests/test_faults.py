@@ -75,13 +75,18 @@ def same_results(got: dict, want: dict) -> None:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-@pytest.mark.parametrize("where", ["middle", "last"])
-def test_a_kill_between_checkpoint_and_results_loses_nothing(stack, where, uninterrupted, tmp_path):
-    step = (MIDDLE if where == "middle" else LAST)[stack]
-    killed = run_command(stack, tmp_path, fault=f"after_checkpoint@{step}")
+@pytest.mark.parametrize(
+    ("window", "where"),
+    [("after_call", "between"), ("after_checkpoint", "middle"), ("after_results", "middle"),
+     ("after_checkpoint", "last")],
+)  # fmt: skip
+def test_a_kill_in_any_window_loses_nothing(stack, window, where, uninterrupted, tmp_path):
+    step = {"between": 3, "middle": MIDDLE[stack], "last": LAST[stack]}[where]
+    killed = run_command(stack, tmp_path, fault=f"{window}@{step}")
     assert killed.returncode == -signal.SIGKILL
-    stale = results_of(tmp_path)  # the evaluation at `step` is in the checkpoint only
-    assert stale["step"] < step and not stale["finished"]
+    stale = results_of(tmp_path)
+    if window == "after_checkpoint":  # the evaluation at `step` is in the checkpoint only
+        assert stale["step"] < step and not stale["finished"]
     same_results(train_in_process(stack, tmp_path), uninterrupted[stack])
     same_results(results_of(tmp_path), uninterrupted[stack])
     assert not leftovers(tmp_path)
@@ -240,6 +245,11 @@ def test_divergence_stops_the_run_marks_results_and_the_sweep_and_report_say_so(
     run = sweep.Run(None, 1, tmp_path, tuple(argv(stack, tmp_path, LR_DIVERGES[stack])))
     state, why = sweep.status(run)
     assert state == "diverged" and f"diverged at step {error.value.step}" in why
+    capsys.readouterr()
+    report.report(tmp_path, tmp_path / "out")
+    out = capsys.readouterr().out
+    # An lr off the preset makes it a grid point: the tuning section shows it diverged.
+    assert "1 runs, 0 finished, 1 diverged" in out and "| 0 (+1 diverged) |" in out
 
 
 def test_a_diverged_command_exits_3_in_one_line(tmp_path):
