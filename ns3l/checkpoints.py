@@ -179,9 +179,13 @@ class RunCheckpoint:
         """Rewrites the `checkpoint` state file to list the checkpoints on disk up to the restored
         one (a garbage or deleted state file is rebuilt), and reloads the manager from it."""
         kept = [prefix for step, prefix in sorted(self._candidates()) if step <= restored_step]
-        tf.compat.v1.train.update_checkpoint_state(
-            str(self.directory), restored, all_model_checkpoint_paths=kept
-        )
+        # The text proto CheckpointManager reads (TF's writer of it is deprecated and says so).
+        lines = [f'model_checkpoint_path: "{Path(restored).name}"']
+        lines += [f'all_model_checkpoint_paths: "{Path(prefix).name}"' for prefix in kept]
+        state = self.directory / "checkpoint"
+        temporary = state.with_name(".checkpoint.tmp")
+        temporary.write_text("\n".join(lines) + "\n")
+        os.replace(temporary, state)
         self.manager = self._manager()
 
     def _manager(self) -> tf.train.CheckpointManager:

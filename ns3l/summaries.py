@@ -77,6 +77,11 @@ def format_duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
+def print_now(line: str) -> None:
+    """print, flushed: progress lines reach a log file (a sweep's train.log) as they happen."""
+    print(line, flush=True)
+
+
 class ProgressPrinter:
     """Prints `format_progress` at most every `every_seconds` (the first call always prints).
 
@@ -91,7 +96,7 @@ class ProgressPrinter:
         first_step: int = 0,
         every_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
-        write: Callable[[str], object] = print,
+        write: Callable[[str], object] = print_now,
     ) -> None:
         self.total_steps, self.batch_size, self.first_step = total_steps, batch_size, first_step
         self.every_seconds, self._clock, self._write = every_seconds, clock, write

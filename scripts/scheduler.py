@@ -55,7 +55,9 @@ class SubprocessRunner:
             with self.lock:
                 self.running.add(child)
             try:
-                return child.wait()
+                code = child.wait()
+                out.write(f"== exit {code}\n")  # what `sweep status` reads
+                return code
             finally:
                 with self.lock:
                     self.running.discard(child)

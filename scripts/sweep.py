@@ -24,6 +24,7 @@ import math
 import shlex
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,9 @@ from absl import flags
 from ns3l.errors import UsageError
 from ns3l.results import read_json
 from ns3l.settings import DERIVED_KEYS, MUTABLE_KEYS, RunConfig
-from scripts import scheduler
+from scripts import scheduler, slurm
+from scripts import status as run_status
+from scripts.status import LOG_FILE, SLURM_JOB_FILE
 from scripts.tables import (
     DEFAULT_PROTOCOL,
     MIXMATCH,
@@ -51,7 +54,6 @@ SCHEDULES = {
     REALISTIC: ("train_steps", "lr_decay_steps", "warmup_steps", "eval_every"),
     MIXMATCH: ("train_kimg", "warmup_kimg", "report_kimg"),
 }
-LOG_FILE = "train.log"  # each run's console output, appended on every start, in its logdir
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,8 @@ def _same(a: object, b: object) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.table == "status":
+        return show_status(Path(args.results or "runs/paper"))
     try:
         table = TABLES[args.table] if args.table != "tune" else tuning(args)
         root = Path(args.results or table.default_root)
@@ -198,9 +202,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs = plan(table, root, args.scale, args.data_dir, args.seeds, execution=execution,
                     protocol=args.protocol)  # fmt: skip
         states = [status(run) for run in runs]
+        options = slurm_options(args) if args.executor == "slurm" else None
     except (UsageError, flags.Error) as error:  # a command its train.py would refuse
         print(f"error: {error}", file=sys.stderr)
         return 2
+    states = in_progress(runs, states)
     todo = [run for run, (state, _) in zip(runs, states, strict=True) if state in ("new", "resume")]
     gpus = scheduler.detect_gpus() if args.gpus is None else scheduler.parse_gpus(args.gpus)
     for run, (state, why) in zip(runs, states, strict=True):
@@ -210,16 +216,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"# finished: {run.logdir}")
         elif args.dry_run:
             print(f"# {state} {why}".rstrip() + f"\n{shlex.join(run.argv)}")
-    kinds = ("resume", "finished", "conflict", "diverged")
+    kinds = ("resume", "finished", "conflict", "diverged", "running", "queued")
     counts = {s: sum(state == s for state, _ in states) for s in kinds}
     device = f"GPUs {','.join(gpus)}, one run per GPU" if gpus else "CPU, one run at a time"
+    if options is not None:
+        device = f"Slurm, one array task per run: {options.describe()}"
+    busy = f", {counts['running']} running, {counts['queued']} queued" if counts["running"] or (
+        counts["queued"]) else ""  # fmt: skip
     print(
         f"# {table.name}: {len(runs)} runs under {root}: {len(todo)} to run "
         f"({counts['resume']} resumed), {counts['finished']} finished, "
-        f"{counts['conflict']} conflicts, {counts['diverged']} diverged; {device}"
+        f"{counts['conflict']} conflicts, {counts['diverged']} diverged{busy}; {device}"
     )
     refused = counts["conflict"] + counts["diverged"]
-    if args.dry_run:
+    if options is not None and todo:
+        if args.dry_run:
+            print(f"# would submit one Slurm array of {len(todo)} tasks, {options.describe()}")
+        else:
+            submit_to_slurm(table, root, todo, options)
+    if args.dry_run or options is not None:
         return 1 if refused else 0
     signal.signal(signal.SIGTERM, _interrupt)  # a killed sweep stops its runs too
     jobs = [scheduler.Job(run.name, run.argv, run.logdir / LOG_FILE) for run in todo]
@@ -236,6 +251,73 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         report.main([str(root)])
     return 1 if failed or refused else 0
+
+
+def in_progress(runs: Sequence[Run], states: list) -> list:
+    """`states` with each new or cut run that another process is training now ("running": its
+    logdir is locked) or that Slurm has queued or running ("queued"), so a sweep submitted
+    twice submits only what is missing."""
+    jobs = {run.logdir: (run.logdir / SLURM_JOB_FILE).read_text().strip() for run in runs
+            if (run.logdir / SLURM_JOB_FILE).exists()}  # fmt: skip
+    slurm = run_status.slurm_states(jobs.values())
+    updated = []
+    for run, (state, why) in zip(runs, states, strict=True):
+        if state in ("new", "resume") and run_status.lock_held(run.logdir):
+            state, why = "running", "in another process"
+        elif state in ("new", "resume") and jobs.get(run.logdir) in slurm:
+            state, why = "queued", f"Slurm job {jobs[run.logdir]}"
+        updated.append((state, why))
+    return updated
+
+
+def slurm_options(args: argparse.Namespace) -> slurm.SlurmOptions:
+    return slurm.SlurmOptions(
+        partition=args.slurm_partition, gpus_per_run=args.slurm_gpus_per_run,
+        time_minutes=args.slurm_time, max_parallel=args.slurm_max_parallel,
+        account=args.slurm_account, extra=slurm.parse_extra(args.slurm_extra),
+    )  # fmt: skip
+
+
+def submit_to_slurm(
+    table: Table, root: Path, todo: Sequence[Run], options: slurm.SlurmOptions
+) -> None:
+    """One job array of `todo` through submitit; each run's job id in its logdir."""
+    folder = root / "slurm" / time.strftime("%Y%m%d-%H%M%S")
+    tasks = [slurm.TrainTask(run.argv, str(run.logdir / LOG_FILE)) for run in todo]
+    jobs = slurm.submit(tasks, slurm.executor(folder, options, name=f"ns3l-{table.name}"))
+    for run, job in zip(todo, jobs, strict=True):
+        run.logdir.mkdir(parents=True, exist_ok=True)
+        (run.logdir / SLURM_JOB_FILE).write_text(job.job_id + "\n")
+    array = jobs[0].job_id.split("_")[0]
+    print(f"# submitted {len(jobs)} runs as Slurm job {array} (logs: {folder}); "
+          f"`python -m scripts.sweep status --results {root}` follows them")  # fmt: skip
+
+
+def show_status(root: Path) -> int:
+    """Per table with runs under `root` (the Oliver stack's per protocol): finished, running,
+    queued, failed with the last log line, diverged, unfinished, not started."""
+    if not root.is_dir():
+        print(f"error: --results={root} is not a directory", file=sys.stderr)
+        return 2
+    protocols = sorted({p.name for p in root.glob("*@*/*") if p.name in ("pt", "tf")}) or ["pt"]
+    shown = 0
+    for table in TABLES.values():
+        for protocol in protocols if any(c.stack == REALISTIC for c in table.cells) else [""]:
+            runs = plan(table, root, protocol=protocol or "pt")
+            if not any(run.logdir.exists() for run in runs):
+                continue
+            conflicts = {}
+            for run in runs:
+                state, why = status(run) if run.logdir.exists() else ("new", "")
+                if state == "conflict":
+                    conflicts[run.logdir] = why.split(": ", 1)[-1]
+            name = f"{table.name} ({protocol})" if protocol else table.name
+            logdirs = [run.logdir for run in runs]
+            print("\n".join(run_status.summary(name, logdirs, root, conflicts)))
+            shown += 1
+    if not shown:
+        print(f"no runs of any table under {root}")
+    return 0
 
 
 def tuning(args: argparse.Namespace) -> Table:
@@ -259,7 +341,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m scripts.sweep", description=__doc__.split("\n")[0]
     )
     env = os.environ
-    parser.add_argument("table", choices=[*sorted(TABLES), "tune"])
+    parser.add_argument(
+        "table", choices=[*sorted(TABLES), "tune", "status"],
+        help="a table to run; `tune` a grid; `status` what every table's runs are doing",
+    )  # fmt: skip
     parser.add_argument(
         "--protocol", choices=("pt", "tf"), default=env.get("PROTOCOL", DEFAULT_PROTOCOL),
         help="the Oliver stack's protocol ($PROTOCOL; default pt, the paper's most likely one)",
@@ -300,6 +385,43 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--mixed_precision", action="store_true", default=_yes(env.get("MIXED_PRECISION")),
         help="every run with --mixed_precision ($MIXED_PRECISION=1; float16 on GPUs)",
     )  # fmt: skip
+    slurm_group = parser.add_argument_group(
+        "executor", "where the runs go: this machine's GPUs, or a Slurm job array (submitit)"
+    )
+    slurm_group.add_argument(
+        "--executor", choices=("local", "slurm"), default=env.get("EXECUTOR", "local"),
+        help="local (default; $EXECUTOR) or slurm: one array task per run, submitted, not waited",
+    )  # fmt: skip
+    slurm_group.add_argument(
+        "--slurm_partition",
+        default=env.get("SLURM_PARTITION"),
+        help="partition ($SLURM_PARTITION; default: the cluster's)",
+    )
+    slurm_group.add_argument(
+        "--slurm_gpus_per_run",
+        type=int,
+        default=1,
+        help="GPUs per run (1; the trainer uses all it gets)",
+    )
+    slurm_group.add_argument(
+        "--slurm_time",
+        type=int,
+        default=24 * 60,
+        help="minutes per task (1440); a longer run is requeued",
+    )
+    slurm_group.add_argument(
+        "--slurm_max_parallel",
+        type=int,
+        default=256,
+        help="array throttle: tasks running at once (256)",
+    )
+    slurm_group.add_argument(
+        "--slurm_account",
+        default=env.get("SLURM_ACCOUNT"),
+        help="account to charge ($SLURM_ACCOUNT)",
+    )
+    slurm_group.add_argument("--slurm_extra", default=None, metavar="KEY=VALUE,...",
+                             help="more sbatch options, e.g. qos=high,constraint=a100")  # fmt: skip
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run none")
     parser.add_argument("--report", action="store_true", help="print the report afterwards")
     return parser.parse_args(argv)

@@ -152,6 +152,13 @@ MINI_FLAGS = {
     },
 }  # fmt: skip
 
+# The README demo (realistic_ssl/demo.py) as a sweep: its three runs, a 3-run smoke test for an
+# executor (a Slurm cluster). Its schedule, the paper's scaled to 1,000 steps.
+DEMO_FLAGS = {
+    REALISTIC: {"wrn_depth": 10, "wrn_width": 2, "train_steps": 1000, "lr_decay_steps": 650,
+                "warmup_steps": 250, "eval_every": 100, "deterministic": True},
+}  # fmt: skip
+
 TABLES = {
     table.name: table
     for table in (
@@ -184,6 +191,11 @@ TABLES = {
                 for cell in grid_cells(stack, dataset, n, method, FIGURE3_THRESHOLDS,
                                        FIGURE3_WEIGHTS[method])
             ),
+        ),
+        Table(
+            "demo", "The README demo's runs: digits, 50 labels, WRN-10-2, 1,000 steps (CPU)",
+            cells(REALISTIC, (("digits", 50),), ("supervised", "ns3l", "vat+ns3l")),
+            seeds=(1,), flags=DEMO_FLAGS, default_root="runs/demo-sweep",
         ),
         Table(
             "mini", "Mini table: digits, 50 labels, small networks, short schedules (CPU)",
