@@ -194,7 +194,7 @@ def _same(a: object, b: object) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.table == "status":
-        return show_status(Path(args.results or "runs/paper"))
+        return show_status(Path(args.results or "runs/paper"), args.scale, args.data_dir)
     try:
         table = TABLES[args.table] if args.table != "tune" else tuning(args)
         root = Path(args.results or table.default_root)
@@ -293,9 +293,10 @@ def submit_to_slurm(
           f"`python -m scripts.sweep status --results {root}` follows them")  # fmt: skip
 
 
-def show_status(root: Path) -> int:
+def show_status(root: Path, scale: float = 1.0, data_dir: str | None = None) -> int:
     """Per table with runs under `root` (the Oliver stack's per protocol): finished, running,
-    queued, failed with the last log line, diverged, unfinished, not started."""
+    queued, failed with the last log line, diverged, unfinished, not started, or holding another
+    configuration than the sweep of `scale` and `data_dir` would run."""
     if not root.is_dir():
         print(f"error: --results={root} is not a directory", file=sys.stderr)
         return 2
@@ -303,7 +304,7 @@ def show_status(root: Path) -> int:
     shown = 0
     for table in TABLES.values():
         for protocol in protocols if any(c.stack == REALISTIC for c in table.cells) else [""]:
-            runs = plan(table, root, protocol=protocol or "pt")
+            runs = plan(table, root, scale, data_dir, protocol=protocol or "pt")
             if not any(run.logdir.exists() for run in runs):
                 continue
             conflicts = {}

@@ -132,11 +132,13 @@ def test_a_three_run_digits_sweep_on_slurm_with_a_requeued_task(slurm_cluster, t
         wait_for(lambda log=log: log.exists() and "== exit 0" in log.read_text(), timeout=900)
     log = (target.logdir / "train.log").read_text()
     assert "stopped by SIGTERM at step " in log and log.count("== exit 0") == 1
-    status = subprocess.run([*base[:3], "status", "--results", str(results)], cwd=ROOT,
+    status = subprocess.run([*base[:3], "status", "--results", str(results), "--scale=0.3"],
+                            cwd=ROOT,
                             capture_output=True, text=True, env=env)  # fmt: skip
     assert "demo (pt): 3 runs: 3 finished\n" in status.stdout
-    # The mini table's cells share these directories but not their configuration.
+    # The mini table's cells share these directories, not their configuration.
     assert "mini (pt): 30 runs: 27 not started, 3 conflict" in status.stdout
+    assert "demo (pt)" in status.stdout.split("\n")[0]
 
 
 def test_status_shows_every_state_per_table(tmp_path, capsys):
