@@ -312,6 +312,8 @@ def show_status(root: Path, scale: float = 1.0, data_dir: str | None = None) -> 
                 state, why = status(run) if run.logdir.exists() else ("new", "")
                 if state == "conflict":
                     conflicts[run.logdir] = why.split(": ", 1)[-1]
+            if all(run.logdir in conflicts for run in runs if run.logdir.exists()):
+                continue  # another table's runs in shared directories (the demo's and mini's)
             name = f"{table.name} ({protocol})" if protocol else table.name
             logdirs = [run.logdir for run in runs]
             print("\n".join(run_status.summary(name, logdirs, root, conflicts)))
