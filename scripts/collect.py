@@ -88,12 +88,18 @@ def deviations(record: dict) -> dict[str, object]:
     config = record["config"]
     expected = expected_config(record["stack"], record["dataset"], config["n_labeled"],
                                record["method"], config.get("protocol", ""))  # fmt: skip
+    return dict(deviation_of(config, expected))
+
+
+def deviation_of(config: dict, expected: dict) -> Variant:
+    """The (key, value) pairs of `config` that differ from `expected`, in key order, identity
+    keys aside (a run's variant is this without its grid keys)."""
     # Only the run's own keys: one the code gained after the run (e.g. a new flag) is unknown.
-    return {
-        key: config[key]
+    return tuple(
+        (key, config[key])
         for key in sorted(config)
         if key not in IDENTITY_KEYS and not _same(config[key], expected.get(key))
-    }
+    )
 
 
 def _same(a: object, b: object) -> bool:

@@ -33,7 +33,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scripts import figure3
-from scripts.collect import RunResult, Summary, Variant, by_cell, cell_key, load, summarize
+from scripts.collect import (
+    RunResult,
+    Summary,
+    Variant,
+    by_cell,
+    cell_key,
+    deviation_of,
+    expected_config,
+    load,
+    summarize,
+)
 from scripts.tables import (
     DEFAULT_PROTOCOL,
     GRID_KEYS,
@@ -134,6 +144,26 @@ def papers_note(published: Published, original: Published, summary: Summary) -> 
     return note
 
 
+def own_variant(table: Table, cell: Cell) -> Variant | None:
+    """The variant every run of a table with its own flags (the mini and demo tables) has in
+    `cell`; None for a paper table, which shows each variant of its cells."""
+    flags = table.flags.get(cell.stack)
+    if not flags:
+        return None
+    expected = expected_config(cell.stack, cell.dataset, cell.n_labeled, cell.method,
+                               cell.protocol)  # fmt: skip
+    return tuple((k, v) for k, v in deviation_of(dict(flags), expected) if k not in GRID_KEYS)
+
+
+def shown_variants(table: Table, cell: Cell, groups: dict) -> dict[Variant, list[RunResult]]:
+    """The variants of `cell` that `table` shows: all of them in a paper table; in a table with
+    its own flags only its own runs, so that two small tables sharing a cell (mini, demo) do not
+    show each other's runs."""
+    variants = groups.get(cell_key(cell), {})
+    own = own_variant(table, cell)
+    return dict(variants) if own is None else {v: r for v, r in variants.items() if v == own}
+
+
 def table_rows(table: Table, groups: dict) -> list[Row]:
     """The rows of `table` (whose Oliver cells carry a protocol); a cell without runs shows as
     not run."""
@@ -141,7 +171,7 @@ def table_rows(table: Table, groups: dict) -> list[Row]:
     for cell in table.cells:
         published = PAPER.get((table.name, cell.dataset, cell.n_labeled, cell.method))
         original = ORIGINAL.get((cell.dataset, cell.n_labeled, cell.method))
-        variants = groups.get(cell_key(cell), {})
+        variants = shown_variants(table, cell, groups)
         if published or not variants:  # the paper's configuration first, "not run" if so
             variants = {(): []} | variants
         for variant in sorted(variants, key=lambda v: (v != (), str(v))):
@@ -333,11 +363,11 @@ def _report(
         "unfinished runs (running or cut off) counted apart and not averaged; original paper: "
         "Oliver et al. 2018 (500,000 steps) or the MixMatch paper, for the same baseline."
     )
-    tables, known, with_runs = tables_to_print(runs), set(), set()
+    tables, shown, with_runs = tables_to_print(runs), set(), set()
     for table in tables:
-        keys = {cell_key(cell) for cell in table.cells}
-        known |= keys
-        if not keys & groups.keys():
+        own = {(cell_key(c), v) for c in table.cells for v in shown_variants(table, c, groups)}
+        shown |= own
+        if not own:
             continue
         with_runs.add(table.name)
         if table.name == "figure3":
@@ -348,12 +378,14 @@ def _report(
     if tuned:
         print_tuning(groups)
     tuned_keys = {k for k in groups if (*k[:4], k[5]) in tuned}
-    others = [key for key in groups if key not in known and key not in tuned_keys]
+    others = {key: {v: r for v, r in variants.items() if (key, v) not in shown}
+              for key, variants in groups.items() if key not in tuned_keys}  # fmt: skip
+    others = {key: variants for key, variants in others.items() if variants}
     if others:
-        seeds = tuple(sorted({run.seed for key in others for v in groups[key].values()
+        seeds = tuple(sorted({run.seed for variants in others.values() for v in variants.values()
                               for run in v}))  # fmt: skip
         cells = tuple(Cell(*key) for key in sorted(others, key=str))
-        print_table(Table("other", "Runs outside the paper's tables", cells, seeds), groups,
+        print_table(Table("other", "Runs outside the paper's tables", cells, seeds), others,
                     csv_rows)  # fmt: skip
     empty = [name for name in dict.fromkeys(t.name for t in tables) if name not in with_runs]
     if empty:

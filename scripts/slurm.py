@@ -25,6 +25,9 @@ from submitit.core.job_environment import JobEnvironment
 from ns3l.errors import UsageError
 
 STOPPED = 128 + signal.SIGTERM  # a trainer that saved a checkpoint after SIGTERM exits with it
+# Exit codes after which the same task is requeued: STOPPED, and death by SIGTERM, which only a
+# trainer still starting (importing, loading data) meets: it had no step to lose.
+REQUEUED = (STOPPED, -signal.SIGTERM)
 # Requeues after a time limit that submitit allows (a preemption does not count): enough for a
 # 200,000-step run in 24-hour slices on a slow GPU.
 MAX_TIMEOUTS = 100
@@ -108,7 +111,7 @@ class TrainTask(submitit.helpers.Checkpointable):
             out.write(f"== exit {code}\n")
         if code == 0:
             return 0
-        if code == STOPPED:  # signalled by Slurm itself; its checkpoint is saved: requeue
+        if code in REQUEUED:  # signalled by Slurm itself; its checkpoint is saved: requeue
             self._child = None  # its exit is written above
             os.kill(os.getpid(), JobEnvironment._usr_sig())
             time.sleep(60)  # submitit's handler requeues and exits meanwhile

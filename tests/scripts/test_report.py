@@ -97,7 +97,7 @@ def test_tables_against_hand_computed_values(results, tmp_path, capsys):
     assert row(table2, "| CIFAR-10 / 4,000 | VAT + NS3L |")[2:] == [
         "not run", "13.94 ± 0.10", "–", "–", "0/5",
     ]  # fmt: skip
-    assert "No runs yet for: table3, table5, mini." in out
+    assert "No runs yet for: table3, table5, demo, mini." in out
     assert (tmp_path / "out" / "report.md").read_text() in out
 
 
@@ -279,3 +279,27 @@ def test_a_table_of_both_stacks_shows_its_mixmatch_rows_once(tmp_path, capsys):
     assert out.count("| digits / 50 | MixMatch [b] |") == 1
     tf_ = out[out.index("— protocol tf") :]
     assert row(tf_, "| digits / 50 | NS3L [a] |")[2] == "6.00" and "MixMatch" not in tf_
+
+
+def test_two_small_tables_sharing_a_cell_show_only_their_own_runs(tmp_path, capsys):
+    # The demo and the mini table both have digits/50 NS3L, with different flags (1,000 steps
+    # against 400). Each shows its own run; a run of neither goes under "Runs outside".
+    fake_run(tmp_path / "mini", "mini", "digits@50/pt/ns3l", 1, 8.0)
+    fake_run(tmp_path / "demo", "demo", "digits@50/pt/ns3l", 1, 6.0)
+    fake_run(tmp_path / "demo", "demo", "digits@50/pt/supervised", 1, 10.0)
+    own = tmp_path / "mine/digits@50/pt/ns3l/seed1/results.json"
+    own.parent.mkdir(parents=True)
+    record = json.loads((tmp_path / "demo/digits@50/pt/ns3l/seed1/results.json").read_text())
+    record["config"]["train_steps"] = 2000
+    own.write_text(json.dumps(record | {"metrics": {"test_error_at_best_valid": 5.0}}))
+    report.report(tmp_path, tmp_path / "out")
+    out = capsys.readouterr().out
+    demo = out[out.index("### The README demo") : out.index("### Mini table")]
+    mini = out[out.index("### Mini table") : out.index("### Runs outside")]
+    other = out[out.index("### Runs outside") :]
+    assert row(demo, "| digits / 50 | NS3L [a] |")[2:] == ["6.00", "–", "–", "–", "1/1"]
+    assert row(demo, "| digits / 50 | Supervised [a] |")[2] == "10.00"
+    assert row(mini, "| digits / 50 | NS3L [a] |")[2:] == ["8.00", "–", "–", "–", "1/3"]
+    assert row(mini, "| digits / 50 | Supervised |")[2] == "not run"
+    assert row(other, "| digits / 50 | NS3L [a] |")[2:] == ["5.00", "–", "–", "–", "1/1"]
+    assert "train_steps 2000 of 200000" in other and "8.00" not in other

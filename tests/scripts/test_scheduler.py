@@ -76,9 +76,12 @@ def test_subprocess_runner_sets_the_gpu_and_appends_to_the_log(tmp_path):
     ]
     codes = scheduler.run_all(job_list, ["2", "5"], scheduler.SubprocessRunner(), lambda _: None)
     assert codes == [0, 1, 0, 1]
-    gpus = [(tmp_path / f"{i}/log").read_text().splitlines()[-1] for i in range(4)]
+    logs = [(tmp_path / f"{i}/log").read_text().splitlines() for i in range(4)]
+    assert [log[-1] for log in logs] == ["== exit 0", "== exit 1", "== exit 0", "== exit 1"]
+    gpus = [log[-2] for log in logs]
     assert set(gpus) <= {"gpu 2", "gpu 5"}
     scheduler.SubprocessRunner()((sys.executable, "-c", code.format(0)), {"CUDA_VISIBLE_DEVICES":
                                  "7"}, tmp_path / "0/log")  # fmt: skip
     log = (tmp_path / "0/log").read_text()
-    assert log.count("\n== ") == 2 and log.splitlines()[-1] == "gpu 7"
+    assert log.count("CUDA_VISIBLE_DEVICES=") == 2
+    assert log.splitlines()[-2:] == ["gpu 7", "== exit 0"]

@@ -85,7 +85,10 @@ def test_a_task_signalled_before_its_time_limit_checkpoints_is_requeued_and_resu
     assert results["finished"] and results["step"] == 200
     text = log.read_text()
     starts = text.count("\n== 20")
-    assert starts >= 2 and text.count("== exit 143 (requeued)") == starts - 1  # stopped, ...
+    # Each slot but the last ends requeued: the trainer saved and exited 143, or (on a machine
+    # slow enough that the signal came while it was still starting) died by SIGTERM.
+    requeued = re.findall(r"^== exit (143|-15) \(requeued\)$", text, re.M)
+    assert starts >= 2 and len(requeued) == starts - 1 and "143" in requeued, text
     assert text.count("== exit 0") == 1
     stopped = int(re.findall(r"stopped by SIGTERM at step (\d+)", text)[-1])
     second_start = text[text.rindex(" job ") :]
