@@ -20,6 +20,7 @@ from mixmatch.step import MixMatchTrainer
 from mixmatch.wrn import ResNet
 from ns3l import precision
 from ns3l.checkpoints import RunCheckpoint
+from ns3l.distribute import distribute, peers_watched
 from ns3l.faults import StopSignals, claim_logdir
 from ns3l.results import RESULTS_FILE, read_results
 from ns3l.runs import (
@@ -29,6 +30,7 @@ from ns3l.runs import (
     compiled_predict,
     compiled_steps,
     error_rate,
+    own_logdir,
     recorded_config,
     run_record,
     start_run,
@@ -46,12 +48,22 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
     """Runs (or resumes) `config` to its last iteration, or for `stop_after` more; returns the
     results.json content. Raises `Stopped` after a SIGTERM or SIGINT (a checkpoint saved),
     `Diverged` when the loss is not finite."""
-    with claim_logdir(config.logdir), StopSignals() as stop:
-        return _train(config, stop_after, stop)
-
-
-def _train(config: RunConfig, stop_after: int | None, stop: StopSignals) -> dict:
     strategy = start_run(config)
+    with own_logdir(config, strategy) as own:
+        with claim_logdir(own.logdir), StopSignals(strategy) as stop:
+            with peers_watched(strategy, config.logdir):
+                return _train(own, config.logdir, stop_after, stop, strategy)
+
+
+def _train(
+    config: RunConfig,
+    run_logdir: str,
+    stop_after: int | None,
+    stop: StopSignals,
+    strategy: tf.distribute.Strategy,
+) -> dict:
+    """The run, writing to `config.logdir` (a scratch one on a non-chief worker) and restoring
+    the run's checkpoints from `run_logdir`."""
     data = prepare(
         config.dataset, config.value("n_labeled"), config.value("n_valid"), config.seed,
         data_dir=config.data_dir, download=config.download, stl10_folds=config.stl10_folds,
@@ -60,6 +72,7 @@ def _train(config: RunConfig, stop_after: int | None, stop: StopSignals) -> dict
         trainer = build_trainer(config, data)
     checkpoint = RunCheckpoint(
         config.logdir, recorded_config(config), mutable_keys=MUTABLE_KEYS,
+        restore_from=run_logdir,
         model=trainer.model, ema_model=trainer.ema_model, optimizer=trainer.optimizer,
         augment_rng=trainer.augment_rng, mixup_rng=trainer.mixup_rng,
     )  # fmt: skip
@@ -75,7 +88,7 @@ def _train(config: RunConfig, stop_after: int | None, stop: StopSignals) -> dict
     end = total if stop_after is None else min(total, start + stop_after)
     progress = ProgressPrinter(total, config.value("batch"), first_step=start)
     with ScalarWriter(config.logdir) as writer, recorder.stops_and_divergence(history):
-        iterator = iter(strategy.experimental_distribute_dataset(batches))
+        iterator = iter(distribute(strategy, batches))
         # Calls end where the loop logs (multiples of LOG_EVERY) and evaluates (1 + multiples of
         # the report period: offset 1).
         every = (LOG_EVERY, config.report_every)

@@ -68,12 +68,15 @@ class RunCheckpoint:
         *,
         max_to_keep: int | None = 3,
         mutable_keys: Iterable[str] = (),
+        restore_from: str | os.PathLike | None = None,
         **trackables: Any,
     ) -> None:
         Path(logdir).mkdir(parents=True, exist_ok=True)
         check_config(logdir, config, mutable_keys)
         self.logdir, self.max_to_keep = Path(logdir), max_to_keep
         self.directory = self.logdir / CHECKPOINT_DIR
+        # A multi-worker run's other workers save into a scratch logdir, and restore the chief's.
+        self.restore_directory = Path(restore_from or logdir) / CHECKPOINT_DIR
         self.mutable = set(mutable_keys)
         self.config = _comparable(config, self.mutable)
         self.history: list[dict] = []  # the evaluations up to the restored checkpoint
@@ -123,12 +126,13 @@ class RunCheckpoint:
                 continue
             self._assert_consumed(status)
             self.history = json.loads(self._history.numpy().decode())
-            self._repair_state(step, prefix)
+            if self.restore_directory == self.directory:
+                self._repair_state(step, prefix)
             return step
         if damaged:
             raise UsageError(
-                f"no checkpoint in {self.directory} restores: {', '.join(damaged)}; move them "
-                "away to start the run over"
+                f"no checkpoint in {self.restore_directory} restores: {', '.join(damaged)}; move "
+                "them away to start the run over"
             )
         return None
 
@@ -136,10 +140,10 @@ class RunCheckpoint:
         """(step, prefix) of every checkpoint with an index or a data file, newest first (one
         without its index is damaged, and is reported as such)."""
         found = set()
-        for path in self.directory.glob("ckpt-*"):
+        for path in self.restore_directory.glob("ckpt-*"):
             number = path.name[len("ckpt-") :].split(".")[0]
             if number.isdigit() and path.is_file():
-                found.add((int(number), str(self.directory / f"ckpt-{number}")))
+                found.add((int(number), str(self.restore_directory / f"ckpt-{number}")))
         return sorted(found, reverse=True)
 
     def _check_fingerprint(self, prefix: str) -> None:

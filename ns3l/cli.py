@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from absl import flags
 
 from ns3l.errors import UsageError
-from ns3l.faults import Diverged, Stopped
+from ns3l.faults import Diverged, Stopped, WorkerLost
 from ns3l.settings import RunConfig, format_config
 
 
@@ -25,7 +25,12 @@ def command_flags() -> tuple[flags.FlagValues, SimpleNamespace]:
     )
     define.string("data_dir", None, "TFDS data directory (default $TFDS_DATA_DIR)")
     define.bool("download", False, "let TFDS download a missing data set (needs internet)")
-    define.string("strategy", "default", "default (one device) or mirrored (all local GPUs)")
+    define.string(
+        "strategy",
+        "default",
+        "default (one device), mirrored (all local GPUs), or multi_worker "
+        "(one process per machine, cluster from $TF_CONFIG or the Slurm job; docs/runs.md)",
+    )
     define.bool(
         "sync_bn", False, "mirrored: BN batch moments over all replicas (default: per replica)"
     )
@@ -61,9 +66,9 @@ def run_command(
 ) -> None:
     """Parse, resolve, then train (or `--print_config`). Bad input of any kind ends in one line
     on stderr and exit status 2; a run stopped by a signal (checkpoint saved) in one line and
-    128 + the signal's number; a diverged run in one line and 3. `load_train` imports the
-    training loop only when it is needed, so `--help` and `--print_config` answer without
-    starting TensorFlow's devices."""
+    128 + the signal's number; a diverged run in one line and 3; a multi-worker run that lost a
+    worker in one line and 4. `load_train` imports the training loop only when it is needed, so
+    `--help` and `--print_config` answer without starting TensorFlow's devices."""
     if any(arg in ("-h", "--help", "--helpfull") for arg in argv[1:]):
         print(usage, flag_values.get_help(), sep="\n")
         return
@@ -85,6 +90,9 @@ def run_command(
     except Diverged as diverged:
         print(f"error: {diverged}", file=sys.stderr)
         sys.exit(3)
+    except WorkerLost as lost:
+        print(f"error: {lost}", file=sys.stderr)
+        sys.exit(4)
     except KeyboardInterrupt:  # before the training loop, or a second Ctrl-C
         print("interrupted: the same command resumes from the last checkpoint", file=sys.stderr)
         sys.exit(130)

@@ -49,6 +49,16 @@ class Diverged(Exception):  # noqa: N818 (a finding about the run, reported in o
         self.step, self.what = step, what
 
 
+class WorkerLost(Exception):  # noqa: N818 (a finding about the cluster, reported in one line)
+    """A multi-worker run lost a peer (crashed, killed, preempted); the run's checkpoints stay."""
+
+    def __init__(self, detail: str, logdir: str) -> None:
+        super().__init__(
+            f"a worker of this multi-worker run stopped ({detail}); start every worker again "
+            f"with the same command: the run resumes from its last checkpoint in {logdir}"
+        )
+
+
 @contextlib.contextmanager
 def claim_logdir(logdir: str | os.PathLike) -> Iterator[None]:
     """For the `with` block: `logdir` exists, is writable, is this process's alone, and holds no
@@ -104,13 +114,26 @@ def remove_litter(logdir: Path) -> list[Path]:
 
 class StopSignals:
     """A context manager: while inside, SIGTERM and SIGINT set `signum` instead of killing the
-    process (a second SIGINT does interrupt at once). Outside the main thread it does nothing."""
+    process (a second SIGINT does interrupt at once). Outside the main thread it does nothing.
+    Under multi-worker training `requested` is true on every worker once one was signalled."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-    def __init__(self) -> None:
+    def __init__(self, strategy: object = None) -> None:
         self.signum: int | None = None
+        self.strategy = strategy
         self._previous: dict[int, object] = {}
+
+    def requested(self) -> int | None:
+        """The signal to stop for, agreed by all workers: this process's, SIGTERM for a worker
+        that stops because another was signalled, None to go on."""
+        from ns3l.distribute import any_worker  # TensorFlow, only once training runs
+
+        if self.strategy is None:
+            return self.signum
+        if any_worker(self.strategy, self.signum is not None):
+            return self.signum or signal.SIGTERM
+        return None
 
     def _handle(self, signum: int, frame: object) -> None:
         if signum == signal.SIGINT and self.signum == signal.SIGINT:

@@ -3,8 +3,13 @@ calls it (steps per call, profiling), evaluation in large batches, the evaluatio
 resumed run, and the results.json record."""
 
 import contextlib
+import dataclasses
 import functools
+import hashlib
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -12,7 +17,7 @@ import tensorflow as tf
 
 from ns3l import precision
 from ns3l.checkpoints import RunCheckpoint
-from ns3l.distribute import make_strategy
+from ns3l.distribute import is_chief, make_strategy
 from ns3l.faults import Diverged, Stopped, StopSignals, fault_point
 from ns3l.results import RESULTS_FILE, read_results, write_json_atomically, write_results
 from ns3l.settings import RunConfig
@@ -23,12 +28,34 @@ EVAL_BATCH = 1000  # large inference batches: evaluation is a small share of a r
 
 
 def start_run(config: RunConfig) -> tf.distribute.Strategy:
-    """What every run does first: seed Keras (initial weights), switch on op determinism if asked,
-    and return the strategy `--strategy` names."""
+    """What every run does first: the strategy `--strategy` names (a multi-worker one configures
+    TensorFlow's collectives, so before anything else), then seed Keras (initial weights) and
+    switch on op determinism if asked."""
+    strategy = make_strategy(config.strategy)
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    return make_strategy(config.strategy)
+    return strategy
+
+
+@contextlib.contextmanager
+def own_logdir(config: RunConfig, strategy: tf.distribute.Strategy) -> Iterator[RunConfig]:
+    """The configuration this process trains with: `config` for the chief (the only process of
+    a one-machine run); for another worker of a multi-worker run, `config` writing to a
+    temporary directory, deleted afterwards. Checkpoint saves are collective, so every worker
+    writes one, but only the chief's are the run's (TensorFlow's multi-worker guide)."""
+    if is_chief(strategy):
+        yield config
+        return
+    # One name per (run, task), emptied first: what a killed worker left is reused, not piled up.
+    resolver = strategy.cluster_resolver
+    run = hashlib.sha256(str(Path(config.logdir).resolve()).encode()).hexdigest()[:12]
+    scratch = Path(tempfile.gettempdir()) / f"ns3l-{resolver.task_type}{resolver.task_id}-{run}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        yield dataclasses.replace(config, logdir=str(scratch))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def compiled_step(
@@ -134,8 +161,8 @@ def train_calls(
     every = tuple(every)
     ranges = call_ranges(start, end, config.steps_per_call, every, config.profile_step, offset)
     for first, last in ranges:
-        if stop is not None and stop.signum is not None:
-            raise Stopped(stop.signum, first - 1, config.logdir)
+        if stop is not None and (signum := stop.requested()) is not None:
+            raise Stopped(signum, first - 1, config.logdir)
         count = last - first + 1
         if first != config.profile_step:
             stats = steps(iterator, count, first)

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from ns3l import precision
 from ns3l.checkpoints import RunCheckpoint
+from ns3l.distribute import distribute, peers_watched
 from ns3l.faults import StopSignals, claim_logdir
 from ns3l.results import RESULTS_FILE, read_results
 from ns3l.runs import (
@@ -24,6 +25,7 @@ from ns3l.runs import (
     compiled_predict,
     compiled_steps,
     error_rate,
+    own_logdir,
     recorded_config,
     run_record,
     start_run,
@@ -44,12 +46,22 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
     """Runs (or resumes) `config` to its last step, or for `stop_after` more steps; returns the
     results.json content. `stop_after` exists for tests that interrupt a run. Raises `Stopped`
     after a SIGTERM or SIGINT (a checkpoint saved), `Diverged` when the loss is not finite."""
-    with claim_logdir(config.logdir), StopSignals() as stop:
-        return _train(config, stop_after, stop)
-
-
-def _train(config: RunConfig, stop_after: int | None, stop: StopSignals) -> dict:
     strategy = start_run(config)
+    with own_logdir(config, strategy) as own:
+        with claim_logdir(own.logdir), StopSignals(strategy) as stop:
+            with peers_watched(strategy, config.logdir):
+                return _train(own, config.logdir, stop_after, stop, strategy)
+
+
+def _train(
+    config: RunConfig,
+    run_logdir: str,
+    stop_after: int | None,
+    stop: StopSignals,
+    strategy: tf.distribute.Strategy,
+) -> dict:
+    """The run, writing to `config.logdir` (a scratch one on a non-chief worker) and restoring
+    the run's checkpoints from `run_logdir`."""
     data = prepare(
         config.dataset, config.value("n_labeled"), config.value("n_valid"), config.seed,
         data_dir=config.data_dir, download=config.download,
@@ -60,6 +72,7 @@ def _train(config: RunConfig, stop_after: int | None, stop: StopSignals) -> dict
         trainer = build_trainer(config, data, strategy.num_replicas_in_sync)
     checkpoint = RunCheckpoint(
         config.logdir, recorded_config(config), mutable_keys=MUTABLE_KEYS,
+        restore_from=run_logdir,
         **trackables(trainer),
     )  # fmt: skip
     total, eval_every = config.value("train_steps"), config.value("eval_every")
@@ -80,7 +93,7 @@ def _train(config: RunConfig, stop_after: int | None, stop: StopSignals) -> dict
     end = total if stop_after is None else min(total, start + stop_after)
     progress = ProgressPrinter(total, config.value("batch_size"), first_step=start)
     with ScalarWriter(config.logdir) as writer, recorder.stops_and_divergence(history):
-        iterator = iter(strategy.experimental_distribute_dataset(batches))
+        iterator = iter(distribute(strategy, batches))
         every = (LOG_EVERY, eval_every)
         for step, stats in train_calls(steps, iterator, start, end, config, every, stop=stop):
             progress.update(step, losses(stats), force=step == end)
