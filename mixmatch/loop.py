@@ -20,7 +20,7 @@ from mixmatch.step import MixMatchTrainer
 from mixmatch.wrn import ResNet
 from ns3l import precision
 from ns3l.checkpoints import RunCheckpoint
-from ns3l.distribute import distribute, peers_watched
+from ns3l.distribute import distribute, is_chief, peers_watched
 from ns3l.faults import StopSignals, claim_logdir
 from ns3l.results import RESULTS_FILE, read_results
 from ns3l.runs import (
@@ -38,7 +38,7 @@ from ns3l.runs import (
     write_split,
 )
 from ns3l.settings import MUTABLE_KEYS
-from ns3l.summaries import ProgressPrinter, ScalarWriter
+from ns3l.summaries import ProgressPrinter, ScalarWriter, print_nothing, print_now
 
 LOG_EVERY = 100
 MEDIANS = (1, 10, 20, 50)  # scripts/extract_accuracy.py's last01, last10, last20, last50
@@ -86,9 +86,10 @@ def _train(
     steps = compiled_steps(strategy, trainer.train_step)
     predict = compiled_predict(trainer.ema_model, data.train_images.shape[1:])
     end = total if stop_after is None else min(total, start + stop_after)
-    progress = ProgressPrinter(total, config.value("batch"), first_step=start)
+    write = print_now if is_chief(strategy) else print_nothing
+    progress = ProgressPrinter(total, config.value("batch"), first_step=start, write=write)
     with ScalarWriter(config.logdir) as writer, recorder.stops_and_divergence(history):
-        iterator = iter(distribute(strategy, batches))
+        iterator = iter(distribute(strategy, batches, config.value("batch"), "--batch"))
         # Calls end where the loop logs (multiples of LOG_EVERY) and evaluates (1 + multiples of
         # the report period: offset 1).
         every = (LOG_EVERY, config.report_every)

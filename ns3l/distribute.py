@@ -8,6 +8,7 @@ import contextlib
 import functools
 import os
 import re
+import shutil
 from collections.abc import Iterator, Sequence
 
 import tensorflow as tf
@@ -54,7 +55,7 @@ def _multi_worker() -> tf.distribute.MultiWorkerMirroredStrategy:
     if "TF_CONFIG" in os.environ:
         resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     elif int(os.environ.get("SLURM_NTASKS", "1")) > 1:
-        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver()
+        resolver = _slurm_resolver()
     else:
         raise UsageError(
             "--strategy=multi_worker needs the cluster: $TF_CONFIG (docs/runs.md), or a Slurm job "
@@ -63,6 +64,20 @@ def _multi_worker() -> tf.distribute.MultiWorkerMirroredStrategy:
     if not resolver.cluster_spec().as_dict():
         raise UsageError("--strategy=multi_worker: $TF_CONFIG names no cluster")
     return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+
+
+def _slurm_resolver() -> tf.distribute.cluster_resolver.SlurmClusterResolver:
+    """TensorFlow's resolver for the Slurm job step this process is a task of. Ports: one block
+    of 32 per job (20000 + 32 × (job id mod 1000) onwards), so two jobs sharing a node do not
+    take the same ones. On GPU nodes the resolver gives each task of a node its share of the
+    node's GPUs; on CPU nodes (no nvidia-smi, where the resolver would fail counting GPUs) it
+    is told there is one "GPU" slot per task and to leave CUDA_VISIBLE_DEVICES alone."""
+    port_base = 20000 + 32 * (int(os.environ.get("SLURM_JOB_ID", "0")) % 1000)
+    if shutil.which("nvidia-smi") or os.environ.get("CUDA_VISIBLE_DEVICES"):
+        return tf.distribute.cluster_resolver.SlurmClusterResolver(port_base=port_base)
+    return tf.distribute.cluster_resolver.SlurmClusterResolver(
+        port_base=port_base, gpus_per_node=int(os.environ["SLURM_NTASKS"]), auto_set_gpu=False
+    )
 
 
 def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
@@ -81,11 +96,23 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return not has_chief and resolver.task_type == "worker" and resolver.task_id == 0
 
 
-def distribute(strategy: tf.distribute.Strategy, batches: tf.data.Dataset) -> tf.data.Dataset:
-    """`batches` of the global batch, distributed over `strategy`'s replicas: each replica gets
-    its contiguous share of every batch's rows, as `experimental_distribute_dataset` splits them
-    on one machine. Across workers, each builds the whole stream and keeps the rows of its
-    replicas (no auto-sharding: the streams are indices into in-memory arrays)."""
+def distribute(
+    strategy: tf.distribute.Strategy,
+    batches: tf.data.Dataset,
+    batch_size: int,
+    flag: str = "--batch_size",
+) -> tf.data.Dataset:
+    """`batches` of the global batch (`batch_size` rows, set by `flag`), distributed over
+    `strategy`'s replicas: each replica gets its contiguous share of every batch's rows, as
+    `experimental_distribute_dataset` splits them on one machine. Across workers, each builds the
+    whole stream and keeps the rows of its replicas (no auto-sharding: the streams are indices
+    into in-memory arrays). A batch the replicas do not split evenly is a one-line UsageError."""
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise UsageError(
+            f"{flag}={batch_size} does not split over {replicas} replicas: expected a multiple "
+            f"of {replicas} (or --strategy on fewer devices)"
+        )
     if not is_multi_worker(strategy):
         return strategy.experimental_distribute_dataset(batches)
 

@@ -82,6 +82,10 @@ def print_now(line: str) -> None:
     print(line, flush=True)
 
 
+def print_nothing(line: str) -> None:
+    """The progress of a multi-worker run's other workers: the chief's lines are the run's."""
+
+
 class ProgressPrinter:
     """Prints `format_progress` at most every `every_seconds` (the first call always prints).
 

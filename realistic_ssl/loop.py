@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from ns3l import precision
 from ns3l.checkpoints import RunCheckpoint
-from ns3l.distribute import distribute, peers_watched
+from ns3l.distribute import distribute, is_chief, peers_watched
 from ns3l.faults import StopSignals, claim_logdir
 from ns3l.results import RESULTS_FILE, read_results
 from ns3l.runs import (
@@ -33,7 +33,7 @@ from ns3l.runs import (
     write_split,
 )
 from ns3l.settings import MUTABLE_KEYS
-from ns3l.summaries import ProgressPrinter, ScalarWriter
+from ns3l.summaries import ProgressPrinter, ScalarWriter, print_nothing, print_now
 from realistic_ssl.config import RunConfig
 from realistic_ssl.data import PreparedData, prepare, train_batches
 from realistic_ssl.step import RealisticSSLTrainer
@@ -91,9 +91,10 @@ def _train(
     steps = compiled_steps(strategy, trainer.train_step)
     predict = compiled_predict(trainer.wrn, data.train_images.shape[1:])
     end = total if stop_after is None else min(total, start + stop_after)
-    progress = ProgressPrinter(total, config.value("batch_size"), first_step=start)
+    write = print_now if is_chief(strategy) else print_nothing
+    progress = ProgressPrinter(total, config.value("batch_size"), first_step=start, write=write)
     with ScalarWriter(config.logdir) as writer, recorder.stops_and_divergence(history):
-        iterator = iter(distribute(strategy, batches))
+        iterator = iter(distribute(strategy, batches, config.value("batch_size")))
         every = (LOG_EVERY, eval_every)
         for step, stats in train_calls(steps, iterator, start, end, config, every, stop=stop):
             progress.update(step, losses(stats), force=step == end)

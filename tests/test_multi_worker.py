@@ -129,3 +129,21 @@ def test_a_run_whose_worker_dies_or_is_preempted_resumes_from_the_chiefs_checkpo
     got = json.loads((logdir / "results.json").read_text())
     want = json.loads((uninterrupted / "results.json").read_text())
     assert got["finished"] and got["history"] == want["history"]
+
+
+@pytest.mark.slow
+def test_two_slurm_tasks_find_each_other_and_train_the_same_run(slurm_cluster, uninterrupted):
+    """`srun --ntasks=2` on the local Slurm cluster, no $TF_CONFIG: the cluster comes from
+    SlurmClusterResolver, and the run equals the $TF_CONFIG one."""
+    logdir = uninterrupted.parent / "slurm"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG" and not k.startswith("SLURM")}
+    env |= {"PYTHONPATH": str(ROOT), "TMPDIR": str(uninterrupted.parent)}
+    done = subprocess.run(["srun", "--ntasks=2", "--nodes=1", "--cpus-per-task=1",
+                           *train_command(logdir)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.count("step 40/40") == 1  # only the chief prints progress
+    got = json.loads((logdir / "results.json").read_text())
+    want = json.loads((uninterrupted / "results.json").read_text())
+    assert got["finished"] and got["history"] == want["history"]
+    assert got["config"]["strategy"] == "multi_worker"

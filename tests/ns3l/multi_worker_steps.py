@@ -34,7 +34,7 @@ def weights_after_steps(strategy: tf.distribute.Strategy) -> list[np.ndarray]:
     replicas = strategy.num_replicas_in_sync
     batches = train_batches(data, 100, seed=1, replicas=replicas)
     steps = compiled_steps(strategy, trainer.train_step)
-    steps(iter(distribute(strategy, batches)), STEPS, 1)
+    steps(iter(distribute(strategy, batches, 100)), STEPS, 1)
     return [w.numpy() for w in model.weights]
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ns3l.distribute import global_batch_mean, make_strategy
+from ns3l.distribute import distribute, global_batch_mean, is_chief, make_strategy
 from ns3l.errors import UsageError
 
 GLOBAL_BATCH = 8
@@ -30,13 +30,35 @@ def test_mirrored_on_an_explicit_device_list():
 
 
 def test_unknown_strategy_is_a_usage_error():
-    with pytest.raises(UsageError, match=r"^--strategy='tpu': expected one of default, mirrored$"):
+    with pytest.raises(
+        UsageError, match=r"^--strategy='tpu': expected one of default, mirrored, multi_worker$"
+    ):
         make_strategy("tpu")
 
 
 def test_devices_without_mirrored_are_refused():
     with pytest.raises(UsageError, match="need --strategy=mirrored"):
         make_strategy("default", devices=["/cpu:0"])
+
+
+def test_multi_worker_without_a_cluster_says_what_it_needs(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.setenv("SLURM_NTASKS", "1")
+    with pytest.raises(
+        UsageError, match=r"^--strategy=multi_worker needs the cluster: \$TF_CONFIG"
+    ):
+        make_strategy("multi_worker")
+
+
+def test_a_batch_the_replicas_cannot_split_is_refused_in_one_line():
+    strategy = make_strategy("mirrored")  # 2 replicas
+    batches = tf.data.Dataset.from_tensors(tf.zeros([7, 3]))
+    with pytest.raises(UsageError, match=r"^--batch=7 does not split over 2 replicas: expected a "
+                       "multiple of 2"):  # fmt: skip
+        distribute(strategy, batches, 7, "--batch")
+    halves = [r.numpy().tolist() for r in next(iter(distribute(
+        strategy, tf.data.Dataset.from_tensors(tf.range(4)), 4))).values]  # fmt: skip
+    assert halves == [[0, 1], [2, 3]] and is_chief(strategy)
 
 
 def test_global_batch_mean_with_and_without_weights():

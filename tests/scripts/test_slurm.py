@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -95,17 +94,6 @@ def test_a_task_signalled_before_its_time_limit_checkpoints_is_requeued_and_resu
     first_step = int(re.search(r"^step (\d+)/200", second_start, re.M)[1])
     assert 0 < stopped < 200 and first_step == stopped + 1  # resumed from its checkpoint
     assert [h["step"] for h in results["history"]] == [100, 200]
-
-
-@pytest.fixture(scope="module")
-def slurm_cluster():
-    script = ROOT / "scripts" / "dev" / "slurm_local.sh"
-    if shutil.which("sbatch") is None:
-        pytest.skip("no Slurm here: apt-get install -y slurm-wlm munge, then rerun")
-    started = subprocess.run([str(script), "start"], capture_output=True, text=True)
-    if started.returncode:
-        pytest.skip(f"the local Slurm cluster did not start: {started.stderr.strip()}")
-    yield
 
 
 @pytest.mark.slow
