@@ -107,7 +107,8 @@ def main() -> None:
         errors["supervised + NS3L"].append(train_and_test(args, seed, with_ns3l=True))
     print(f"digits, {args.n_labeled} labels, {args.steps} steps, seeds 1..{args.seeds}")
     for name, values in errors.items():
-        print(f"{name:>18}: test error {np.mean(values):5.2f} ± {np.std(values):.2f} %  {values}")
+        seeds = ", ".join(f"{v:.1f}" for v in values)
+        print(f"{name:>18}: test error {np.mean(values):5.2f} ± {np.std(values):.2f} %  ({seeds})")
 
 
 if __name__ == "__main__":

@@ -111,6 +111,33 @@ def _check_threshold(threshold: float) -> None:
         raise ValueError(f"threshold={threshold!r}: expected a probability in (0, 1)")
 
 
+def check_targets(
+    targets: Tensor,
+    logits: Tensor,
+    what: str = "targets",
+    advice: str = "with labels in model.fit, use the ns3l.NS3L layer (docs/ns3l.md)",
+) -> None:
+    """A one-line ValueError unless `targets` can pick negatives for `logits`: probabilities of
+    the logits' shape [B, K] (another view's softmax, mixed targets), not class labels. Shapes
+    are checked where they are known statically (always in eager and in Keras' traced steps)."""
+    dtype = keras.backend.standardize_dtype(getattr(targets, "dtype", "float32"))
+    shape, want = _static_shape(targets), _static_shape(logits)
+    known = len(shape) == len(want) and all(
+        a is None or b is None or a == b for a, b in zip(shape, want, strict=True)
+    )
+    if "int" in dtype or "bool" in dtype or not known:
+        raise ValueError(
+            f"{what} of dtype {dtype} and shape {shape}: NS3L needs probabilities of the logits' "
+            f"shape {want} to choose the negative classes (e.g. another view's softmax), not "
+            f"class labels; {advice}"
+        )
+
+
+def _static_shape(x: Tensor) -> tuple[int | None, ...]:
+    """The shape as far as it is known before running: None for a dimension fixed at run time."""
+    return tuple(None if d is None else int(d) for d in getattr(x, "shape", ()))
+
+
 class _NegativeSampler:
     """The negative-selection options shared by `NS3LLoss` and `NS3L`."""
 
@@ -164,6 +191,12 @@ class NS3LLoss(keras.losses.Loss):
         self.sampler = _NegativeSampler(negatives, threshold, num_negatives, seed)
         self.from_logits, self.numerics = from_logits, numerics
 
+    def __call__(self, y_true: Tensor, y_pred: Tensor, sample_weight: Tensor | None = None):
+        # Before Keras casts y_true to float32, so integer labels are still recognisable.
+        if self.sampler.negatives == "threshold":
+            check_targets(y_true, y_pred, "y_true")
+        return super().__call__(y_true, y_pred, sample_weight)
+
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
         negatives = self.sampler(y_true, y_pred)
         return ns3l_per_example(negatives, y_pred, self.from_logits, self.numerics)
@@ -211,6 +244,12 @@ class NS3L(keras.layers.Layer):
             name="loss_weight",
             dtype="float32",
         )
+
+    def __call__(self, logits: Tensor, targets: Tensor | None = None, *args, **kwargs):
+        # Here rather than in call(), whose errors Keras wraps in a paragraph of its own.
+        if targets is not None and self.sampler.negatives == "threshold":
+            check_targets(targets, logits, advice="leave targets out for the layer's own softmax")
+        return super().__call__(logits, targets, *args, **kwargs)
 
     def call(
         self, logits: Tensor, targets: Tensor | None = None, sample_mask: Tensor | None = None

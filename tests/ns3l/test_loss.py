@@ -390,3 +390,48 @@ def test_the_keras_loss_and_layer_keep_their_numerics(numerics):
     np.testing.assert_allclose(float(loss(targets, logits)), want, rtol=1e-6)
     with pytest.raises(ValueError, match="numerics='exact': expected one of stable, reference"):
         NS3LLoss(numerics="exact")
+
+
+LABELS_MESSAGE = (
+    r"^y_true of dtype {} and shape {}: NS3L needs probabilities of the logits' shape {} to "
+    r"choose the negative classes \(e\.g\. another view's softmax\), not class labels; with "
+    r"labels in model\.fit, use the ns3l\.NS3L layer \(docs/ns3l\.md\)$"
+)
+
+
+@pytest.mark.parametrize(
+    "y_true, dtype, shape",
+    [
+        (np.zeros((4, 1), "int64"), "int64", r"\(4, 1\)"),  # today: a silent 4.6052
+        (np.zeros(4, "int32"), "int32", r"\(4,\)"),  # today: a SelectV2 broadcast error
+        (np.zeros((4, 5), "float32"), "float32", r"\(4, 5\)"),  # the wrong number of classes
+    ],
+)
+def test_the_keras_loss_refuses_class_labels_in_one_line(y_true, dtype, shape):
+    logits = np.random.default_rng(0).normal(size=(4, 10)).astype("float32")
+    message = LABELS_MESSAGE.format(dtype, shape, r"\(4, 10\)")
+    with pytest.raises(ValueError, match=message):
+        NS3LLoss()(y_true, logits)
+
+
+def test_integer_labels_in_model_fit_are_refused_before_training():
+    inputs = keras.Input((8,))
+    model = keras.Model(inputs, keras.layers.Dense(10)(inputs))
+    model.compile("adam", NS3LLoss())
+    message = LABELS_MESSAGE.format("int64", r"\(None,\)", r"\(None, 10\)")
+    with pytest.raises(ValueError, match=message):
+        model.fit(np.zeros((8, 8), "float32"), np.zeros(8, "int64"), verbose=0)
+
+
+def test_the_layer_refuses_labels_as_targets_and_random_negatives_need_none():
+    logits = np.zeros((4, 10), "float32")
+    with pytest.raises(
+        ValueError,
+        match=r"^targets of dtype int64 and shape \(4,\): NS3L needs "
+        r".* not class labels; leave targets out for the layer's own softmax$",
+    ):
+        NS3L()(logits, targets=np.zeros(4, "int64"))
+    NS3L()(logits, np.full((4, 10), 0.1, "float32"))  # probabilities, positionally: accepted
+    # negatives="random" ignores y_true: any labels are accepted there.
+    value = NS3LLoss(negatives="random", num_negatives=3, seed=1)(np.zeros(4, "int64"), logits)
+    np.testing.assert_allclose(float(value), -np.log(1 - 3 / 10), rtol=1e-6)
