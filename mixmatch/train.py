@@ -96,8 +96,13 @@ def config_from_flags() -> RunConfig:
     )  # fmt: skip
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The command (`python -m mixmatch.train`, or the installed `ns3l-mixmatch`)."""
     run_command(
         sys.argv, FLAGS, __doc__, config_from_flags,
         lambda: importlib.import_module("mixmatch.loop").train,
     )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -175,8 +175,13 @@ def config_from_flags() -> RunConfig:
     )  # fmt: skip
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The command (`python -m realistic_ssl.train`, or the installed `ns3l-realistic-ssl`)."""
     run_command(
         sys.argv, FLAGS, __doc__, config_from_flags,
         lambda: importlib.import_module("realistic_ssl.loop").train,
     )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

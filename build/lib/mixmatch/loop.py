@@ -1,0 +1,179 @@
+"""A MixMatch run: build, resume, train, evaluate the EMA model every report_kimg, checkpoint.
+
+The paper's number (spec §4): 100 − the median of the last 20 EMA test accuracies, i.e. the median
+of the last 20 test errors. The evaluations fall where the original's summaries fire: after the
+first iteration, then every report period from there (iterations 1, 1 + R, 1 + 2R, ...; R = 1,024
+at 64 kimg), which is libml's `save_summaries_steps=report_nimg - batch` hook counting images.
+Evaluation, checkpoint and results.json happen together, so a resumed run continues its list of
+evaluations exactly where its checkpoint left it; the last iteration is checkpointed too.
+"""
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mixmatch.config import RunConfig
+from mixmatch.data import PreparedData, augmentation_for, prepare, to_unit_range, train_batches
+from mixmatch.step import MixMatchTrainer
+from mixmatch.wrn import ResNet
+from ns3l import precision
+from ns3l.checkpoints import RunCheckpoint
+from ns3l.distribute import distribute, is_chief, peers_watched
+from ns3l.faults import StopSignals, claim_logdir
+from ns3l.results import RESULTS_FILE, read_results
+from ns3l.runs import (
+    Recorder,
+    already_finished,
+    check_finite,
+    compiled_predict,
+    compiled_steps,
+    error_rate,
+    own_logdir,
+    recorded_config,
+    run_record,
+    start_run,
+    train_calls,
+    write_split,
+)
+from ns3l.settings import MUTABLE_KEYS
+from ns3l.summaries import ProgressPrinter, ScalarWriter, print_nothing, print_now
+
+LOG_EVERY = 100
+MEDIANS = (1, 10, 20, 50)  # scripts/extract_accuracy.py's last01, last10, last20, last50
+
+
+def train(config: RunConfig, stop_after: int | None = None) -> dict:
+    """Runs (or resumes) `config` to its last iteration, or for `stop_after` more; returns the
+    results.json content. Raises `Stopped` after a SIGTERM or SIGINT (a checkpoint saved),
+    `Diverged` when the loss is not finite."""
+    strategy = start_run(config)
+    with own_logdir(config, strategy) as own:
+        with claim_logdir(own.logdir), StopSignals(strategy) as stop:
+            with peers_watched(strategy, config.logdir):
+                return _train(own, config.logdir, stop_after, stop, strategy)
+
+
+def _train(
+    config: RunConfig,
+    run_logdir: str,
+    stop_after: int | None,
+    stop: StopSignals,
+    strategy: tf.distribute.Strategy,
+) -> dict:
+    """The run, writing to `config.logdir` (a scratch one on a non-chief worker) and restoring
+    the run's checkpoints from `run_logdir`."""
+    data = prepare(
+        config.dataset, config.value("n_labeled"), config.value("n_valid"), config.seed,
+        data_dir=config.data_dir, download=config.download, stl10_folds=config.stl10_folds,
+    )  # fmt: skip
+    with strategy.scope(), precision.policy_scope(precision.policy_name(config.mixed_precision)):
+        trainer = build_trainer(config, data)
+    checkpoint = RunCheckpoint(
+        config.logdir, recorded_config(config), mutable_keys=MUTABLE_KEYS,
+        restore_from=run_logdir,
+        model=trainer.model, ema_model=trainer.ema_model, optimizer=trainer.optimizer,
+        augment_rng=trainer.augment_rng, mixup_rng=trainer.mixup_rng,
+    )  # fmt: skip
+    recorder = Recorder(checkpoint, config.logdir, lambda step, h: results(config, data, step, h))
+    write_split(config.logdir, data.split)
+    start, history = recorder.restore()
+    total = config.iterations
+    if start >= total:
+        return already_finished(config.logdir, "median_test_error_last20")
+    batches = train_batches(data, config.value("batch"), config.seed, start)
+    steps = compiled_steps(strategy, trainer.train_step)
+    predict = compiled_predict(trainer.ema_model, data.train_images.shape[1:])
+    end = total if stop_after is None else min(total, start + stop_after)
+    write = print_now if is_chief(strategy) else print_nothing
+    progress = ProgressPrinter(total, config.value("batch"), first_step=start, write=write)
+    with ScalarWriter(config.logdir) as writer, recorder.stops_and_divergence(history):
+        iterator = iter(distribute(strategy, batches, config.value("batch"), "--batch"))
+        # Calls end where the loop logs (multiples of LOG_EVERY) and evaluates (1 + multiples of
+        # the report period: offset 1).
+        every = (LOG_EVERY, config.report_every)
+        calls = train_calls(steps, iterator, start, end, config, every, offset=1, stop=stop)
+        for step, stats in calls:
+            losses = {k: v for k, v in stats.items() if "/" not in k and k != "total"}
+            progress.update(step, losses, force=step == end)
+            if step % LOG_EVERY == 0 or step == end:
+                writer.write(step, scalars(stats, config, step))
+            evaluates = (step - 1) % config.report_every == 0
+            if evaluates:
+                check_finite(trainer.model.trainable_variables, step, config.logdir)
+                copy_bn_statistics(trainer.model, trainer.ema_model)
+                history.append(evaluate(predict, data, step, config))
+                scalars_now = {
+                    k: v for k, v in history[-1].items() if k != "step" and v is not None
+                }
+                writer.write(step, scalars_now)
+                progress.update(step, eval_error=history[-1]["test_error"])
+            if evaluates or step == total:
+                recorder.save(step, history)
+    return read_results(config.logdir) if (Path(config.logdir) / RESULTS_FILE).exists() else {}
+
+
+def build_trainer(config: RunConfig, data: PreparedData) -> MixMatchTrainer:
+    """The raw model, its EMA twin (starting at the same weights, spec §3.4) and the trainer."""
+    shape = (1, *data.train_images.shape[1:])
+
+    def resnet() -> ResNet:
+        model = ResNet(
+            data.num_classes, seed=config.seed, filters=config.value("filters"),
+            repeat=config.value("repeat"), scales=config.value("scales"),
+            bn_momentum=config.value("bn_momentum"), synchronized_bn=config.sync_bn,
+        )  # fmt: skip
+        model(tf.zeros(shape))
+        return model
+
+    model, ema_model = resnet(), resnet()
+    ema_model.set_weights(model.get_weights())
+    hparams = {name: setting.value for name, setting in config.settings.items()}
+    return MixMatchTrainer(
+        model, ema_model, hparams, augmentation_for(config.dataset), config.seed,
+        jit_compile=config.xla,
+    )  # fmt: skip
+
+
+def scalars(stats: dict, config: RunConfig, step: int) -> dict:
+    """The losses (`losses/xe`, `losses/l2u` as the original logs them), the λ_U of the last
+    iteration (`w_match`) and NS3L's negatives per mixed row, as TensorBoard scalars."""
+    values = {f"losses/{k}": float(v) for k, v in stats.items() if "/" not in k}
+    warmup = config.value("warmup_kimg") * 1024 // config.value("batch")
+    values["w_match"] = config.value("w_match") * min((step - 1) / max(warmup, 1), 1.0)
+    if "count/negatives_per_row" in stats:
+        values["ns3l/negatives_per_row"] = float(stats["count/negatives_per_row"])
+    return values
+
+
+def copy_bn_statistics(model: keras.Model, ema_model: keras.Model) -> None:
+    """The EMA model evaluates with the raw model's BN moving statistics (spec §3.4)."""
+    for mine, theirs in zip(ema_model.non_trainable_variables, model.non_trainable_variables,
+                            strict=True):  # fmt: skip
+        mine.assign(theirs)
+
+
+def evaluate(predict, data: PreparedData, step: int, config: RunConfig) -> dict:
+    """EMA errors in percent on test, the validation holdout and the labeled set (spec §4)."""
+    kimg = step * config.value("batch") / 1024
+    entry = {"step": step, "kimg": kimg}
+    for name, rows, labels in (
+        ("test_error", None, data.test_labels),
+        ("valid_error", data.split.valid, None),
+        ("train_labeled_error", data.split.labeled, None),
+    ):
+        images = data.test_images if rows is None else data.train_images[rows]
+        labels = labels if rows is None else data.train_labels[rows]
+        entry[name] = error_rate(predict, images, labels, to_unit_range)
+    return entry
+
+
+def results(config: RunConfig, data: PreparedData, step: int, history: list) -> dict:
+    """results.json: medians of the last 1, 10, 20, 50 EMA test errors (20 is the paper's)."""
+    errors = [h["test_error"] for h in history]  # none before the first evaluation
+    metrics = {f"median_test_error_last{n}": float(np.median(errors[-n:]))
+               for n in MEDIANS if errors}  # fmt: skip
+    finished = step == config.iterations
+    record = run_record("mixmatch", config, data.split_sizes, step, finished, metrics, history)
+    return record | {"kimg": step * config.value("batch") / 1024, "split_rule": data.split.rule}
