@@ -6,7 +6,7 @@ presets hold the script values. A value neither paper gives says "assumed" (docs
 """
 
 from ns3l.errors import UsageError, expected
-from ns3l.settings import Setting
+from ns3l.settings import Setting, check_ranges
 
 METHODS = ("mixmatch", "mixmatch+ns3l")
 MODEL_SIZES = ("standard", "large")
@@ -84,6 +84,10 @@ def parse_method(text: str) -> str:
     return text
 
 
+# Settings whose flag has the original code's name instead (mixmatch/train.py).
+FLAG_NAMES = {"mixup_alpha": "beta"}
+
+
 def resolve(
     method: str, dataset: str, flags: dict[str, object], model_size: str = "standard"
 ) -> dict[str, Setting]:
@@ -103,10 +107,12 @@ def resolve(
         if value is None:
             continue
         if name not in settings and name != "n_labeled":
-            raise UsageError(f"--{name}={value!r} is not used by --method={method}")
+            flag = FLAG_NAMES.get(name, name)
+            raise UsageError(f"--{flag}={value!r} is not used by --method={method}")
         if name in CHOICES and value not in CHOICES[name]:
             raise expected(f"--{name}", value, CHOICES[name])
         settings[name] = Setting(value, "flag")
+    check_ranges(settings, FLAG_NAMES)
     return settings
 
 

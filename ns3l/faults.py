@@ -64,6 +64,8 @@ def claim_logdir(logdir: str | os.PathLike) -> Iterator[None]:
     """For the `with` block: `logdir` exists, is writable, is this process's alone, and holds no
     temporary files of an earlier, killed run. One-line UsageErrors otherwise."""
     path = Path(logdir)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--logdir={logdir} is a file: expected a directory (new, or a run's)")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write-test-{os.getpid()}"

@@ -6,6 +6,8 @@ fields in a subclass); config.json, results.json and `--print_config` are writte
 import dataclasses
 from dataclasses import asdict, dataclass
 
+from ns3l.errors import UsageError
+
 # May change between a run and its resumption: where data lives, how many devices run it, and
 # how its steps are executed (XLA, steps per call, profiling), none of which changes the method.
 MUTABLE_KEYS = (
@@ -24,6 +26,67 @@ class Setting:
 
     value: float | int | bool | str
     source: str
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric setting accepts: `low` and `high` bounds (None: unbounded), each
+    closed unless `open` names it, and whether it must be an integer."""
+
+    low: float | None = None
+    high: float | None = None
+    open: tuple[str, ...] = ()  # "low", "high"
+    integer: bool = False
+
+    def accepts(self, value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.integer and not float(value).is_integer():
+            return False
+        low_ok = self.low is None or (value > self.low if "low" in self.open else value >= self.low)
+        high = self.high
+        high_ok = high is None or (value < high if "high" in self.open else value <= high)
+        return low_ok and high_ok
+
+    def describe(self) -> str:
+        kind = "an integer" if self.integer else "a number"
+        if self.low is not None and self.high is not None:
+            left, right = "(" if "low" in self.open else "[", ")" if "high" in self.open else "]"
+            return f"{kind} in {left}{self.low:g}, {self.high:g}{right}"
+        if self.low is not None:
+            return f"{kind} {'>' if 'low' in self.open else '≥'} {self.low:g}"
+        return f"{kind} {'<' if 'high' in self.open else '≤'} {self.high:g}"
+
+
+COUNT, NON_NEGATIVE_INT = Range(1, integer=True), Range(0, integer=True)
+POSITIVE, NON_NEGATIVE = Range(0, open=("low",)), Range(0)
+FRACTION, DECAY = Range(0, 1, open=("low", "high")), Range(0, 1, open=("high",))
+# Every numeric setting of both stacks and what it accepts: checked when a run's configuration is
+# resolved, so a bad flag is one line before anything is built (`check_ranges`).
+RANGES = {
+    **dict.fromkeys(("batch_size", "batch", "train_steps", "train_kimg", "eval_every",
+                     "report_kimg", "n_labeled", "filters", "repeat", "scales"), COUNT),
+    **dict.fromkeys(("n_valid", "warmup_steps", "lr_decay_steps", "warmup_kimg"),
+                    NON_NEGATIVE_INT),
+    **dict.fromkeys(("lr", "vat_epsilon", "vat_xi", "sharpen_temperature", "mixup_alpha",
+                     "bn_epsilon"), POSITIVE),
+    **dict.fromkeys(("ns3l_weight", "vat_weight", "pi_weight", "mt_weight", "pl_weight",
+                     "em_weight", "w_match", "wd"), NON_NEGATIVE),
+    "ns3l_threshold": FRACTION,  # a probability strictly inside (0, 1): Algorithm 1's T
+    "pl_threshold": Range(0, 1),
+    "lr_decay_rate": Range(0, 1, open=("low",)),
+    **dict.fromkeys(("bn_momentum", "ema", "mt_ema"), DECAY),
+}  # fmt: skip
+
+
+def check_ranges(settings: dict[str, Setting], flag_names: dict[str, str] | None = None) -> None:
+    """A one-line UsageError naming the first setting whose value `RANGES` does not accept, by
+    its flag (`flag_names`: setting -> flag, where the two differ)."""
+    for name, setting in settings.items():
+        accepted = RANGES.get(name)
+        if accepted is not None and not accepted.accepts(setting.value):
+            flag = (flag_names or {}).get(name, name)
+            raise UsageError(f"--{flag}={setting.value!r}: expected {accepted.describe()}")
 
 
 @dataclass(frozen=True)

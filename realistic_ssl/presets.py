@@ -8,7 +8,7 @@ the source of each value: a paper row, the protocol, or a flag.
 """
 
 from ns3l.errors import UsageError, expected
-from ns3l.settings import Setting
+from ns3l.settings import Setting, check_ranges
 
 # The loss terms --method joins with "+", in the order a canonical name lists them.
 TERMS = ("vat", "em", "pi", "mt", "pl", "ns3l")
@@ -209,13 +209,15 @@ def resolve(
         if name in CHOICES and value not in CHOICES[name]:
             raise expected(f"--{name}", value, CHOICES[name])
         settings[name] = Setting(value, "flag")
+    check_ranges(settings)
     return settings
 
 
 def _other_dataset() -> dict[str, Setting]:
     """Digits-like defaults for a TFDS data set the papers never ran ([-1, 1] input scale)."""
     source = "assumed: a data set outside the paper, [-1, 1] scale (spec §4.4)"
-    return {"vat_epsilon": Setting(1.0, source)}
+    valid = "assumed: CIFAR-10's 5,000 (spec §1.1) for a data set outside the paper"
+    return {"vat_epsilon": Setting(1.0, source), "n_valid": Setting(5_000, valid)}
 
 
 def _rule(method: str, dataset: str, terms: list[str]) -> dict[str, Setting]:

@@ -1,0 +1,97 @@
+"""Every bad input a one-line error naming the value and what is accepted, before any work:
+table-driven over both stacks' flags (resolved in process, as the commands resolve them)."""
+
+import pytest
+
+from mixmatch import train as mixmatch_train
+from ns3l.errors import UsageError
+from ns3l.faults import claim_logdir
+from ns3l.settings import RANGES, Range
+from realistic_ssl import train as realistic_train
+
+CASES = [
+    # (stack, flags, the whole message)
+    ("realistic", ["--train_steps=-5"], "--train_steps=-5: expected an integer ≥ 1"),
+    ("realistic", ["--eval_every=0"], "--eval_every=0: expected an integer ≥ 1"),
+    ("realistic", ["--ns3l_threshold=1.5"], "--ns3l_threshold=1.5: expected a number in (0, 1)"),
+    ("realistic", ["--ns3l_threshold=0"], "--ns3l_threshold=0.0: expected a number in (0, 1)"),
+    ("realistic", ["--lr=-0.1"], "--lr=-0.1: expected a number > 0"),
+    ("realistic", ["--ns3l_weight=-1"], "--ns3l_weight=-1.0: expected a number ≥ 0"),
+    ("realistic", ["--batch_size=0"], "--batch_size=0: expected an integer ≥ 1"),
+    ("realistic", ["--warmup_steps=-1"], "--warmup_steps=-1: expected an integer ≥ 0"),
+    ("realistic", ["--bn_momentum=1"], "--bn_momentum=1.0: expected a number in [0, 1)"),
+    ("realistic", ["--n_labeled=0"], "--n_labeled=0: expected an integer ≥ 1"),
+    ("realistic", ["--n_valid=-2"], "--n_valid=-2: expected an integer ≥ 0"),
+    ("realistic", ["--method=vat", "--vat_epsilon=0"], "--vat_epsilon=0.0: expected a number > 0"),
+    (
+        "realistic",
+        ["--method=pl", "--pl_threshold=2"],
+        "--pl_threshold=2.0: expected a number in [0, 1]",
+    ),  # fmt: skip
+    ("realistic", ["--lr_decay_rate=0"], "--lr_decay_rate=0.0: expected a number in (0, 1]"),
+    ("mixmatch", ["--train_kimg=0"], "--train_kimg=0: expected an integer ≥ 1"),
+    ("mixmatch", ["--batch=-64"], "--batch=-64: expected an integer ≥ 1"),
+    ("mixmatch", ["--ema=1.5"], "--ema=1.5: expected a number in [0, 1)"),
+    ("mixmatch", ["--wd=-0.02"], "--wd=-0.02: expected a number ≥ 0"),
+    ("mixmatch", ["--lr=0"], "--lr=0.0: expected a number > 0"),
+    ("mixmatch", ["--beta=0"], "--beta=0.0: expected a number > 0"),  # MixUp's α, by its flag
+    (
+        "mixmatch",
+        ["--method=mixmatch+ns3l", "--ns3l_threshold=1"],
+        "--ns3l_threshold=1.0: expected a number in (0, 1)",
+    ),  # fmt: skip
+]
+
+
+def resolve(stack: str, argv: list[str]):
+    module = {"realistic": realistic_train, "mixmatch": mixmatch_train}[stack]
+    method = "--method=ns3l" if stack == "realistic" else "--method=mixmatch"
+    if not any(a.startswith("--method=") for a in argv):
+        argv = [method, *argv]
+    module.FLAGS.unparse_flags()
+    module.FLAGS(["train", *argv])
+    return module.config_from_flags()
+
+
+@pytest.mark.parametrize("stack, argv, message", CASES)
+def test_a_bad_value_is_one_line_naming_it_and_the_accepted_ones(stack, argv, message):
+    with pytest.raises(UsageError) as raised:
+        resolve(stack, argv)
+    assert str(raised.value) == message
+
+
+def test_good_values_at_the_bounds_are_accepted():
+    config = resolve("realistic", ["--n_valid=0", "--warmup_steps=0", "--bn_momentum=0",
+                                   "--ns3l_weight=0", "--lr_decay_rate=1"])  # fmt: skip
+    assert (config.value("n_valid"), config.value("lr_decay_rate")) == (0, 1.0)
+    assert resolve("mixmatch", ["--ema=0", "--wd=0"]).value("ema") == 0.0
+
+
+def test_ranges_describe_themselves_and_judge_their_bounds():
+    half_open = Range(0, 1, open=("high",))
+    assert [half_open.accepts(v) for v in (-0.1, 0, 0.5, 1, True, "0.5")] == [
+        False, True, True, False, False, False,
+    ]  # fmt: skip
+    assert Range(1, integer=True).accepts(3) and not Range(1, integer=True).accepts(2.5)
+    # Every numeric preset of both stacks has a range, and every paper value is inside it.
+    for stack in ("realistic", "mixmatch"):
+        config = resolve(stack, [])
+        for name, setting in config.settings.items():
+            value = setting.value
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                assert name in RANGES and RANGES[name].accepts(value), name
+
+
+def test_a_dataset_outside_the_paper_gets_a_documented_validation_size():
+    config = resolve("realistic", ["--dataset=mnist", "--n_labeled=100"])
+    assert config.value("n_valid") == 5000
+    assert config.settings["n_valid"].source.startswith("assumed: CIFAR-10's 5,000")
+
+
+def test_a_logdir_that_is_a_file_is_one_line(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("mine")
+    with pytest.raises(UsageError) as raised, claim_logdir(path):
+        pass
+    assert str(raised.value) == f"--logdir={path} is a file: expected a directory (new, or a run's)"
+    assert path.read_text() == "mine"
