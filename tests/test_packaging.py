@@ -4,6 +4,7 @@ the checkout's)."""
 
 import email
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -27,14 +28,26 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("ns3l", "tensorflow_d
 """
 
 
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
+
+
 def clean_env() -> dict:
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
 
 
 def test_the_wheel_installs_into_a_fresh_venv_and_the_loss_needs_only_keras(tmp_path):
+    # Built from a copy of the sources: setuptools writes build/ beside the project it builds.
+    source = tmp_path / "source"
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name if source.exists() else _mkdir(source) / name)
+    for package in ("ns3l", "realistic_ssl", "mixmatch"):
+        shutil.copytree(ROOT / package, source / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-         str(ROOT), "-w", str(tmp_path / "dist")],
+         str(source), "-w", str(tmp_path / "dist")],
         capture_output=True, text=True, cwd=tmp_path,
     )  # fmt: skip
     assert built.returncode == 0, built.stderr
