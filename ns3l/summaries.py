@@ -49,12 +49,13 @@ def format_progress(
     first_step: int = 0,
     losses: Mapping[str, float | Tensor] | None = None,
     eval_error: float | None = None,
+    wall_seconds: float | None = None,
 ) -> str:
-    """`step 1000/200000  1000 img/s  xent 0.6931  error 12.34%  ETA 5h31m40s`.
+    """`step 1000/200000  1000 img/s  xent 0.6931  error 12.34%  elapsed 1m40s  ETA 5h31m40s`.
 
-    The rate is over the `step - first_step` steps of this process (a resumed run starts at
-    `first_step`) in `elapsed_seconds`; `batch_size` is the images one step counts. `eval_error`
-    is a percentage, like the papers' error rates."""
+    The rate is over the `step - first_step` steps since `first_step` in `elapsed_seconds`;
+    `batch_size` is the images one step counts. `eval_error` is a percentage, like the papers'
+    error rates. `wall_seconds`: the time since the process started training, shown as elapsed."""
     steps_per_second = (step - first_step) / elapsed_seconds if elapsed_seconds > 0 else 0.0
     parts = [f"step {step}/{total_steps}"]
     parts.append(f"{steps_per_second * batch_size:.0f} img/s" if steps_per_second else "? img/s")
@@ -62,6 +63,8 @@ def format_progress(
     if eval_error is not None:
         parts.append(f"error {eval_error:.2f}%")
     remaining = max(total_steps - step, 0) / steps_per_second if steps_per_second else math.nan
+    if wall_seconds is not None:
+        parts.append(f"elapsed {format_duration(wall_seconds)}")
     parts.append(f"ETA {format_duration(remaining)}")
     return "  ".join(parts)
 
@@ -87,10 +90,15 @@ def print_nothing(line: str) -> None:
 
 
 class ProgressPrinter:
-    """Prints `format_progress` at most every `every_seconds` (the first call always prints).
+    """Prints `format_progress`: at the first call, then after 10, 20, 40 s, ..., at most every
+    `every_seconds` (first lines soon, then a steady cadence), and when forced.
 
-    Call `update` after every step: losses may be tensors, and are only read on the host when a
-    line is printed. The latest `eval_error` given is repeated until a newer one arrives."""
+    The rate (and so the ETA) counts from the first call on: the first compiled call includes
+    tracing and compilation, which would inflate the first ETA many times over. Call `update`
+    after every step: losses may be tensors, and are only read on the host when a line is
+    printed. The latest `eval_error` given is repeated until a newer one arrives."""
+
+    FIRST_GAP = 10.0  # seconds between the first two lines; doubled after each line
 
     def __init__(
         self,
@@ -106,6 +114,8 @@ class ProgressPrinter:
         self.every_seconds, self._clock, self._write = every_seconds, clock, write
         self._start = clock()
         self._last_print = -math.inf
+        self._gap = self.FIRST_GAP
+        self._anchor: tuple[float, int] | None = None  # (time, step) of the first call
         self._eval_error: float | None = None
 
     def update(
@@ -120,17 +130,24 @@ class ProgressPrinter:
         if eval_error is not None:
             self._eval_error = float(eval_error)
         now = self._clock()
-        if not force and now - self._last_print < self.every_seconds:
+        first = self._anchor is None
+        if first:
+            self._anchor = (now, step)
+        elif not force and now - self._last_print < min(self._gap, self.every_seconds):
             return None
+        if not first:
+            self._gap *= 2
         self._last_print = now
+        anchor_time, anchor_step = self._anchor
         line = format_progress(
             step,
             self.total_steps,
-            elapsed_seconds=now - self._start,
+            elapsed_seconds=now - anchor_time,
             batch_size=self.batch_size,
-            first_step=self.first_step,
+            first_step=anchor_step,
             losses=losses,
             eval_error=self._eval_error,
+            wall_seconds=now - self._start,
         )
         self._write(line)
         return line

@@ -71,26 +71,30 @@ def test_durations():
     ]
 
 
-def test_printer_prints_at_most_every_n_seconds():
-    now = [1000.0]
+def test_printer_rates_from_its_first_call_and_spaces_its_lines_out():
+    # Constructed at t=0; the first call (step 1) comes at t=10, after tracing: no rate yet.
+    now = [0.0]
     printed = []
-    printer = ProgressPrinter(
-        total_steps=1000,
-        batch_size=1000,
-        every_seconds=60.0,
-        clock=lambda: now[0],
-        write=printed.append,
-    )
+    printer = ProgressPrinter(total_steps=1001, batch_size=100, every_seconds=30.0,
+                              clock=lambda: now[0], write=printed.append)  # fmt: skip
     lines = []
-    for step, seconds in [(1, 1.0), (2, 30.0), (3, 60.0), (4, 80.0), (5, 140.0), (6, 141.0)]:
-        now[0] = 1000.0 + seconds
-        lines.append(printer.update(step, {"loss": 1.0 / step}))
-    assert [line is not None for line in lines] == [True, False, False, True, True, False]
-    assert printed == [line for line in lines if line is not None]
+    # Gaps after each line: 10, 20, then at most every_seconds = 30.
+    for step, seconds in [(1, 10), (11, 15), (21, 20), (41, 30), (81, 40), (101, 60), (141, 70),
+                          (161, 95), (181, 100)]:  # fmt: skip
+        now[0] = float(seconds)
+        lines.append(printer.update(step))
+    assert [line is not None for line in lines] == [
+        True, False, True, False, True, False, True, False, True,
+    ]  # fmt: skip
+    # step 21 at t=20: 20 steps in 10 s = 2 steps/s = 200 img/s; 980 left: 490 s.
+    # step 81 at t=40: 80 steps in 30 s; 920 left at 8/3 steps/s: 345 s.
+    # step 141 at t=70: 140 in 60 s; 860 / (7/3) = 368.6 s. step 181 at t=100: 180 in 90 s.
     assert printed == [
-        "step 1/1000  1000 img/s  loss 1  ETA 16m39s",
-        "step 4/1000  50 img/s  loss 0.25  ETA 5h32m00s",
-        "step 5/1000  36 img/s  loss 0.2  ETA 7h44m20s",
+        "step 1/1001  ? img/s  elapsed 10s  ETA ?",
+        "step 21/1001  200 img/s  elapsed 20s  ETA 8m10s",
+        "step 81/1001  267 img/s  elapsed 40s  ETA 5m45s",
+        "step 141/1001  233 img/s  elapsed 1m10s  ETA 6m09s",
+        "step 181/1001  200 img/s  elapsed 1m40s  ETA 6m50s",
     ]
 
 
@@ -100,11 +104,11 @@ def test_printer_forces_and_repeats_the_latest_eval_error():
     printer = ProgressPrinter(100, 50, clock=lambda: now[0], write=printed.append)
     now[0] = 10.0
     printer.update(10, eval_error=40.0)
-    now[0] = 20.0
-    assert printer.update(20) is None
+    now[0] = 15.0
+    assert printer.update(15) is None
     now[0] = 21.0
-    printer.update(21, force=True)
+    printer.update(21, force=True)  # 11 steps in 11 s since the first call: 50 img/s
     assert printed == [
-        "step 10/100  50 img/s  error 40.00%  ETA 1m30s",
-        "step 21/100  50 img/s  error 40.00%  ETA 1m19s",
+        "step 10/100  ? img/s  error 40.00%  elapsed 10s  ETA ?",
+        "step 21/100  50 img/s  error 40.00%  elapsed 21s  ETA 1m19s",
     ]
