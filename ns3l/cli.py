@@ -9,7 +9,7 @@ from absl import flags
 
 from ns3l.errors import UsageError
 from ns3l.faults import Diverged, Stopped, WorkerLost
-from ns3l.settings import RunConfig, format_config
+from ns3l.settings import RunConfig, format_config, schedule_warnings
 
 
 def command_flags() -> tuple[flags.FlagValues, SimpleNamespace]:
@@ -77,6 +77,8 @@ def run_command(
         if len(rest) > 1:
             raise UsageError(f"unexpected arguments: {' '.join(rest[1:])}")
         config = config_from_flags()
+        for line in schedule_warnings(config):
+            print(line, file=sys.stderr)
         if flag_values["print_config"].value:
             print(format_config(config))
             return

@@ -119,6 +119,34 @@ class RunConfig:
         return record | {name: s.value for name, s in self.settings.items()}
 
 
+# (a schedule length, the run length it must fit in, what it is): a shortened run that keeps the
+# paper's schedule never finishes its ramp-up or never decays its LR; `schedule_warnings` says so.
+SCHEDULES = (
+    ("warmup_steps", "train_steps", "the consistency ramp-up"),
+    ("lr_decay_steps", "train_steps", "the LR decay"),
+    ("warmup_kimg", "train_kimg", "the λ_U ramp-up"),
+)
+
+
+def schedule_warnings(config: RunConfig) -> list[str]:
+    """One line per schedule that lies beyond the run (`--train_steps=1500` with the paper's
+    50,000-step ramp-up); none for a ramp-up the method does not have (supervised)."""
+    lines = []
+    for length, run, what in SCHEDULES:
+        if length not in config.settings or run not in config.settings:
+            continue
+        if config.method == "supervised" and "warmup" in length:
+            continue
+        value, total = config.value(length), config.value(run)
+        if value > total:
+            lines.append(
+                f"warning: --{length}={value} ({what}) lies beyond --{run}={total}: the run never "
+                f"gets there; shorten it with the run (`python -m scripts.sweep --scale` scales "
+                "every schedule together)"
+            )
+    return lines
+
+
 EXECUTION = ("strategy", "sync_bn", "deterministic", "xla", "mixed_precision", "steps_per_call",
              "profile_step")  # fmt: skip
 

@@ -6,7 +6,7 @@ import pytest
 from mixmatch import train as mixmatch_train
 from ns3l.errors import UsageError
 from ns3l.faults import claim_logdir
-from ns3l.settings import RANGES, Range
+from ns3l.settings import RANGES, Range, schedule_warnings
 from realistic_ssl import train as realistic_train
 
 CASES = [
@@ -95,3 +95,25 @@ def test_a_logdir_that_is_a_file_is_one_line(tmp_path):
         pass
     assert str(raised.value) == f"--logdir={path} is a file: expected a directory (new, or a run's)"
     assert path.read_text() == "mine"
+
+
+def test_a_short_run_that_keeps_the_papers_schedule_is_warned_in_one_line_each():
+    short = resolve("realistic", ["--train_steps=1500"])
+    assert schedule_warnings(short) == [
+        "warning: --warmup_steps=50000 (the consistency ramp-up) lies beyond --train_steps=1500: "
+        "the run never gets there; shorten it with the run (`python -m scripts.sweep --scale` "
+        "scales every schedule together)",
+        "warning: --lr_decay_steps=130000 (the LR decay) lies beyond --train_steps=1500: the run "
+        "never gets there; shorten it with the run (`python -m scripts.sweep --scale` scales "
+        "every schedule together)",
+    ]
+    supervised = resolve("realistic", ["--method=supervised", "--train_steps=1500"])
+    assert [line.split(" (")[0] for line in schedule_warnings(supervised)] == [
+        "warning: --lr_decay_steps=130000"
+    ]  # its warm-up is not used
+    scaled = ["--train_steps=1500", "--warmup_steps=375", "--lr_decay_steps=975"]
+    assert schedule_warnings(resolve("realistic", scaled)) == []
+    assert schedule_warnings(resolve("mixmatch", ["--train_kimg=512"]))[0].startswith(
+        "warning: --warmup_kimg=1024 (the λ_U ramp-up) lies beyond --train_kimg=512"
+    )
+    assert schedule_warnings(resolve("mixmatch", [])) == []  # the paper's own run
