@@ -19,6 +19,7 @@ from ns3l import precision
 from ns3l.checkpoints import RunCheckpoint
 from ns3l.distribute import is_chief, make_strategy
 from ns3l.faults import Diverged, Stopped, StopSignals, fault_point
+from ns3l.provenance import provenance
 from ns3l.results import RESULTS_FILE, read_results, write_json_atomically, write_results
 from ns3l.settings import RunConfig
 from ns3l.splits import Split
@@ -252,6 +253,7 @@ def run_record(
         "metrics": metrics,
         "history": history,
         "precision": precision.policy_name(config.mixed_precision),
+        "provenance": provenance(),
     }
 
 

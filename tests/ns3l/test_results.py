@@ -1,5 +1,6 @@
 import json
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -94,3 +95,13 @@ def test_replaces_through_a_temp_file_in_the_same_directory(tmp_path, monkeypatc
     assert os.path.basename(src) != "results.json" and dst == str(tmp_path / "results.json")
     assert read_results(tmp_path)["step"] == 2000
     assert os.listdir(tmp_path) == ["results.json"]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_json_files_get_the_users_umask_not_mkstemps_0600(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        path = write_json_atomically(tmp_path / "results.json", {"a": 1})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == mode

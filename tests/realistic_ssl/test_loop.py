@@ -1,6 +1,8 @@
 """Whole runs on the embedded digits set: every paper method, resume after a kill, two replicas."""
 
 import json
+import subprocess
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -53,6 +55,13 @@ def test_every_paper_method_runs_on_digits(method, protocol, tmp_path):
     assert split["rule"].startswith(f"oliver-{protocol}:") and len(split["labeled"]) == 50
     assert split["rule"] == result["split_rule"]
     assert list(tmp_path.glob("events.out.tfevents.*"))
+    written = json.loads((tmp_path / "results.json").read_text())["provenance"]
+    assert written["versions"]["tensorflow"] == tf.__version__ and "CPU:0" in written["devices"]
+    root = Path(__file__).parents[2]
+    if (root / ".git").exists():  # a checkout: the commit that ran
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                              text=True).stdout.strip()  # fmt: skip
+        assert written["git"]["commit"] == head
 
 
 def checkpoint_values(logdir) -> dict[str, np.ndarray]:
