@@ -4,8 +4,12 @@
 both training stacks share lives in the submodules (datasets, splits, streams, checkpoints,
 summaries, results, distribute)."""
 
-from ns3l.errors import UsageError
-from ns3l.loss import (
+from ns3l import console as _console
+
+_console.apply_from_environment()  # our commands: before TensorFlow loads (ns3l/console.py)
+
+from ns3l.errors import UsageError  # noqa: E402
+from ns3l.loss import (  # noqa: E402
     NS3L,
     NS3LLoss,
     negatives_below,

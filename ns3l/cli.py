@@ -24,6 +24,7 @@ def command_flags() -> tuple[flags.FlagValues, SimpleNamespace]:
         }
     )
     define.string("data_dir", None, "TFDS data directory (default $TFDS_DATA_DIR)")
+    define.bool("verbose", False, "show TensorFlow's C++ log lines (hidden by default)")
     define.bool("download", False, "let TFDS download a missing data set (needs internet)")
     define.string(
         "strategy",

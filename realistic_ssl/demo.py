@@ -15,8 +15,13 @@ The table is test error at the best validation error (spec §3.5), as in the pap
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ banner
+# TensorFlow's other C++ lines: filtered unless --verbose, when run as a command (python -m, or
+# the installed ns3l-* script), never when imported (ns3l/console.py).
+if __name__ == "__main__" or os.path.basename(sys.argv[0]).startswith("ns3l-"):
+    os.environ["NS3L_NATIVE_LOGS"] = "verbose" if "--verbose" in sys.argv else "filter"
 
 
 import argparse
@@ -56,6 +61,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--logdir", default="runs/demo")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's C++ log lines")
     parser.add_argument("--protocol", choices=presets.PROTOCOLS, default=presets.DEFAULT_PROTOCOL)
     parser.add_argument("--xla", action="store_true", help="XLA (slower on CPUs)")
     parser.add_argument("--mixed_precision", action="store_true", help="bfloat16 on a CPU")
