@@ -8,8 +8,6 @@ Evaluation, checkpoint and results.json happen together, so a resumed run contin
 evaluations exactly where its checkpoint left it; the last iteration is checkpointed too.
 """
 
-from pathlib import Path
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -22,7 +20,6 @@ from ns3l import precision
 from ns3l.checkpoints import RunCheckpoint
 from ns3l.distribute import distribute, is_chief, peers_watched
 from ns3l.faults import StopSignals, claim_logdir
-from ns3l.results import RESULTS_FILE, read_results
 from ns3l.runs import (
     Recorder,
     already_finished,
@@ -30,8 +27,10 @@ from ns3l.runs import (
     compiled_predict,
     compiled_steps,
     error_rate,
+    final_record,
     own_logdir,
     recorded_config,
+    resumed_line,
     run_record,
     start_run,
     train_calls,
@@ -88,6 +87,8 @@ def _train(
     end = total if stop_after is None else min(total, start + stop_after)
     write = print_now if is_chief(strategy) else print_nothing
     progress = ProgressPrinter(total, config.value("batch"), first_step=start, write=write)
+    if start:
+        write(resumed_line(start, total, run_logdir))
     with ScalarWriter(config.logdir) as writer, recorder.stops_and_divergence(history):
         iterator = iter(distribute(strategy, batches, config.value("batch"), "--batch"))
         # Calls end where the loop logs (multiples of LOG_EVERY) and evaluates (1 + multiples of
@@ -111,7 +112,7 @@ def _train(
                 progress.update(step, eval_error=history[-1]["test_error"])
             if evaluates or step == total:
                 recorder.save(step, history)
-    return read_results(config.logdir) if (Path(config.logdir) / RESULTS_FILE).exists() else {}
+    return final_record(config.logdir, "median_test_error_last20", write)
 
 
 def build_trainer(config: RunConfig, data: PreparedData) -> MixMatchTrainer:

@@ -301,6 +301,24 @@ class Recorder:
             raise
 
 
+def final_record(logdir: str, metric: str, write: Callable[[str], object]) -> dict:
+    """The run's results.json at the end of this process ({} if none), and, for a finished run,
+    one line with its headline metric and where the file is."""
+    if not (Path(logdir) / RESULTS_FILE).exists():
+        return {}
+    record = read_results(logdir)
+    if record.get("finished"):
+        value = record["metrics"].get(metric)
+        shown = "–" if value is None else f"{value:.2f}"
+        write(f"finished: {metric} {shown}, {logdir}/{RESULTS_FILE}")
+    return record
+
+
+def resumed_line(start: int, total: int, logdir: str) -> str:
+    """`resumed at step 1201 of 200000 from runs/x/checkpoints`."""
+    return f"resumed at step {start + 1} of {total} from {logdir}/checkpoints"
+
+
 def already_finished(logdir: str, metric: str) -> dict:
     """A finished run's results.json after a rerun of its command, and one line saying so."""
     record = read_results(logdir)

@@ -8,7 +8,6 @@ run has exactly the history it had when it stopped. Every run writes split.json.
 """
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -17,7 +16,6 @@ from ns3l import precision
 from ns3l.checkpoints import RunCheckpoint
 from ns3l.distribute import distribute, is_chief, peers_watched
 from ns3l.faults import StopSignals, claim_logdir
-from ns3l.results import RESULTS_FILE, read_results
 from ns3l.runs import (
     Recorder,
     already_finished,
@@ -25,8 +23,10 @@ from ns3l.runs import (
     compiled_predict,
     compiled_steps,
     error_rate,
+    final_record,
     own_logdir,
     recorded_config,
+    resumed_line,
     run_record,
     start_run,
     train_calls,
@@ -93,6 +93,8 @@ def _train(
     end = total if stop_after is None else min(total, start + stop_after)
     write = print_now if is_chief(strategy) else print_nothing
     progress = ProgressPrinter(total, config.value("batch_size"), first_step=start, write=write)
+    if start:
+        write(resumed_line(start, total, run_logdir))
     with ScalarWriter(config.logdir) as writer, recorder.stops_and_divergence(history):
         iterator = iter(distribute(strategy, batches, config.value("batch_size")))
         every = (LOG_EVERY, eval_every)
@@ -107,7 +109,7 @@ def _train(
                 writer.write(step, {f"error/{k}": v for k, v in errors.items()})
                 progress.update(step, eval_error=history[-1]["valid_error"])
                 recorder.save(step, history)
-    return read_results(config.logdir) if (Path(config.logdir) / RESULTS_FILE).exists() else {}
+    return final_record(config.logdir, "test_error_at_best_valid", write)
 
 
 def build_trainer(config: RunConfig, data: PreparedData, replicas: int) -> RealisticSSLTrainer:

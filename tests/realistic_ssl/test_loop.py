@@ -220,3 +220,19 @@ def test_synchronized_bn_makes_the_mirrored_step_equal_the_single_device_step():
     for got, want in zip(synced[2], single[2], strict=True):
         np.testing.assert_allclose(got, want, rtol=0, atol=3e-4)
     assert not np.allclose(per_replica[0], single[0], rtol=1e-5)  # per-replica BN differs
+
+
+def test_the_console_says_where_a_run_resumed_and_what_it_finished_with(tmp_path, capsys):
+    config = tiny_config("ns3l", tmp_path, steps=4)
+    train(config, stop_after=2)
+    first = capsys.readouterr().out
+    assert "resumed" not in first and "finished:" not in first  # stopped at step 2 of 4
+    record = train(config)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"resumed at step 3 of 4 from {tmp_path}/checkpoints"
+    value = record["metrics"]["test_error_at_best_valid"]
+    assert lines[-1] == f"finished: test_error_at_best_valid {value:.2f}, {tmp_path}/results.json"
+    train(config)  # a rerun of the finished run
+    assert capsys.readouterr().out == (
+        f"already finished: test_error_at_best_valid {value:.2f}, {tmp_path}/results.json\n"
+    )
