@@ -17,12 +17,13 @@ import tensorflow as tf
 
 from ns3l import precision
 from ns3l.checkpoints import RunCheckpoint
-from ns3l.distribute import is_chief, make_strategy
-from ns3l.faults import Diverged, Stopped, StopSignals, fault_point
+from ns3l.distribute import is_chief, make_strategy, peers_watched
+from ns3l.faults import Diverged, Stopped, StopSignals, claim_logdir, fault_point
 from ns3l.provenance import provenance
 from ns3l.results import RESULTS_FILE, read_results, write_json_atomically, write_results
 from ns3l.settings import RunConfig
 from ns3l.splits import Split
+from ns3l.summaries import print_nothing, print_now
 from ns3l.types import Tensor
 
 EVAL_BATCH = 1000  # large inference batches: evaluation is a small share of a run
@@ -37,6 +38,22 @@ def start_run(config: RunConfig) -> tf.distribute.Strategy:
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     return strategy
+
+
+@contextlib.contextmanager
+def running(
+    config: RunConfig,
+) -> Iterator[tuple[RunConfig, StopSignals, tf.distribute.Strategy, Callable[[str], None]]]:
+    """Everything around one run's training in this process, for the `with` block: the
+    strategy (`start_run`), the configuration this process writes with (`own_logdir`), the
+    claimed logdir, stop signals agreed across workers, a lost worker as `WorkerLost`, and the
+    console writer (only the chief prints). Yields (own config, stop, strategy, write)."""
+    strategy = start_run(config)
+    write = print_now if is_chief(strategy) else print_nothing
+    with own_logdir(config, strategy) as own:
+        with claim_logdir(own.logdir), StopSignals(strategy) as stop:
+            with peers_watched(strategy, config.logdir):
+                yield own, stop, strategy, write
 
 
 @contextlib.contextmanager
@@ -308,9 +325,7 @@ def final_record(logdir: str, metric: str, write: Callable[[str], object]) -> di
         return {}
     record = read_results(logdir)
     if record.get("finished"):
-        value = record["metrics"].get(metric)
-        shown = "–" if value is None else f"{value:.2f}"
-        write(f"finished: {metric} {shown}, {logdir}/{RESULTS_FILE}")
+        write(f"finished: {headline(record, metric, logdir)}")
     return record
 
 
@@ -322,7 +337,12 @@ def resumed_line(start: int, total: int, logdir: str) -> str:
 def already_finished(logdir: str, metric: str) -> dict:
     """A finished run's results.json after a rerun of its command, and one line saying so."""
     record = read_results(logdir)
+    print(f"already finished: {headline(record, metric, logdir)}", flush=True)
+    return record
+
+
+def headline(record: dict, metric: str, logdir: str) -> str:
+    """`test_error_at_best_valid 12.34, runs/x/results.json` (– for a metric not computed)."""
     value = record["metrics"].get(metric)
     shown = "–" if value is None else f"{value:.2f}"
-    print(f"already finished: {metric} {shown}, {logdir}/{RESULTS_FILE}", flush=True)
-    return record
+    return f"{metric} {shown}, {logdir}/{RESULTS_FILE}"

@@ -105,12 +105,11 @@ class ProgressPrinter:
         total_steps: int,
         batch_size: int,
         *,
-        first_step: int = 0,
         every_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         write: Callable[[str], object] = print_now,
     ) -> None:
-        self.total_steps, self.batch_size, self.first_step = total_steps, batch_size, first_step
+        self.total_steps, self.batch_size = total_steps, batch_size
         self.every_seconds, self._clock, self._write = every_seconds, clock, write
         self._start = clock()
         self._last_print = -math.inf
@@ -130,12 +129,11 @@ class ProgressPrinter:
         if eval_error is not None:
             self._eval_error = float(eval_error)
         now = self._clock()
-        first = self._anchor is None
-        if first:
+        if self._anchor is None:  # the first call: the rate counts from here
             self._anchor = (now, step)
-        elif not force and now - self._last_print < min(self._gap, self.every_seconds):
-            return None
-        if not first:
+        else:
+            if not force and now - self._last_print < min(self._gap, self.every_seconds):
+                return None
             self._gap *= 2
         self._last_print = now
         anchor_time, anchor_step = self._anchor

@@ -8,14 +8,15 @@ run has exactly the history it had when it stopped. Every run writes split.json.
 """
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 
 from ns3l import precision
 from ns3l.checkpoints import RunCheckpoint
-from ns3l.distribute import distribute, is_chief, peers_watched
-from ns3l.faults import StopSignals, claim_logdir
+from ns3l.distribute import distribute
+from ns3l.faults import StopSignals
 from ns3l.runs import (
     Recorder,
     already_finished,
@@ -24,16 +25,15 @@ from ns3l.runs import (
     compiled_steps,
     error_rate,
     final_record,
-    own_logdir,
     recorded_config,
     resumed_line,
     run_record,
-    start_run,
+    running,
     train_calls,
     write_split,
 )
 from ns3l.settings import MUTABLE_KEYS
-from ns3l.summaries import ProgressPrinter, ScalarWriter, print_nothing, print_now
+from ns3l.summaries import ProgressPrinter, ScalarWriter
 from realistic_ssl.config import RunConfig
 from realistic_ssl.data import PreparedData, prepare, train_batches
 from realistic_ssl.step import RealisticSSLTrainer
@@ -46,11 +46,8 @@ def train(config: RunConfig, stop_after: int | None = None) -> dict:
     """Runs (or resumes) `config` to its last step, or for `stop_after` more steps; returns the
     results.json content. `stop_after` exists for tests that interrupt a run. Raises `Stopped`
     after a SIGTERM or SIGINT (a checkpoint saved), `Diverged` when the loss is not finite."""
-    strategy = start_run(config)
-    with own_logdir(config, strategy) as own:
-        with claim_logdir(own.logdir), StopSignals(strategy) as stop:
-            with peers_watched(strategy, config.logdir):
-                return _train(own, config.logdir, stop_after, stop, strategy)
+    with running(config) as (own, stop, strategy, write):
+        return _train(own, config.logdir, stop_after, stop, strategy, write)
 
 
 def _train(
@@ -59,9 +56,10 @@ def _train(
     stop_after: int | None,
     stop: StopSignals,
     strategy: tf.distribute.Strategy,
+    write: Callable[[str], None],
 ) -> dict:
     """The run, writing to `config.logdir` (a scratch one on a non-chief worker) and restoring
-    the run's checkpoints from `run_logdir`."""
+    the run's checkpoints from `run_logdir`; `write` prints to the console."""
     data = prepare(
         config.dataset, config.value("n_labeled"), config.value("n_valid"), config.seed,
         data_dir=config.data_dir, download=config.download,
@@ -91,8 +89,7 @@ def _train(
     steps = compiled_steps(strategy, trainer.train_step)
     predict = compiled_predict(trainer.wrn, data.train_images.shape[1:])
     end = total if stop_after is None else min(total, start + stop_after)
-    write = print_now if is_chief(strategy) else print_nothing
-    progress = ProgressPrinter(total, config.value("batch_size"), first_step=start, write=write)
+    progress = ProgressPrinter(total, config.value("batch_size"), write=write)
     if start:
         write(resumed_line(start, total, run_logdir))
     with ScalarWriter(config.logdir) as writer, recorder.stops_and_divergence(history):
