@@ -16,7 +16,7 @@ import statistics
 import time
 from pathlib import Path
 
-from ns3l.results import RESULTS_FILE, read_results
+from ns3l.training.results import RESULTS_FILE, read_results
 from realistic_ssl.demo import demo_config
 
 METRIC = "test_error_at_best_valid"

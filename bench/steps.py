@@ -9,9 +9,9 @@
 
 Steps mode builds every trainer as the stack's loop does (`build_trainer` on a preset-resolved
 RunConfig, CIFAR-10 presets, synthetic data of CIFAR shape), compiles its step with
-`ns3l.runs.compiled_step` and warms it up, then steps all methods in turn, `--steps` rounds. It
-prints one JSON line per method: median / min / max ms per step, images per second (the rows a
-step reads: 50 labeled + 50 unlabeled for realistic_ssl, 64 labeled + 64 unlabeled for
+`ns3l.training.runs.compiled_step` and warms it up, then steps all methods in turn, `--steps`
+rounds. It prints one JSON line per method: median / min / max ms per step, images per second
+(the rows a step reads: 50 labeled + 50 unlabeled for realistic_ssl, 64 labeled + 64 unlabeled for
 MixMatch), the ratio to the stack's plain baseline (`supervised`, `mixmatch`), the process's peak
 RSS so far, the devices and the load average. `--strategy=mirrored` repeats the set for 1, 2, ...
 replicas; without a GPU it splits the CPU into two logical devices first (sharing its cores).
@@ -41,12 +41,12 @@ import realistic_ssl.loop
 from mixmatch import presets as mixmatch_presets
 from mixmatch.config import RunConfig as MixMatchConfig
 from mixmatch.wrn import default_scales
-from ns3l import precision
-from ns3l.augment import augment
-from ns3l.distribute import make_strategy
 from ns3l.errors import UsageError
-from ns3l.runs import compiled_step, compiled_steps
-from ns3l.splits import mixmatch_split, oliver_pt_split
+from ns3l.training import precision
+from ns3l.training.augment import augment
+from ns3l.training.distribute import make_strategy
+from ns3l.training.runs import compiled_step, compiled_steps
+from ns3l.training.splits import mixmatch_split, oliver_pt_split
 from realistic_ssl import presets as oliver_presets
 from realistic_ssl.config import RunConfig as OliverConfig
 from realistic_ssl.wrn import CIFAR_AUGMENTATION

@@ -29,8 +29,8 @@ import numpy as np
 import tensorflow as tf
 
 import ns3l
-from ns3l.datasets import load_digits
-from ns3l.splits import oliver_pt_split
+from ns3l.training.datasets import load_digits
+from ns3l.training.splits import oliver_pt_split
 
 
 def cnn() -> keras.Model:

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from ns3l.augment import Augmentation
-from ns3l.datasets import load_dataset, svhn_digit_to_mixmatch
 from ns3l.errors import UsageError
-from ns3l.seeds import stream_key
-from ns3l.splits import Split, mixmatch_split
-from ns3l.streams import index_batches, without_autotune_thread
+from ns3l.training.augment import Augmentation
+from ns3l.training.datasets import load_dataset, svhn_digit_to_mixmatch
+from ns3l.training.seeds import stream_key
+from ns3l.training.splits import Split, mixmatch_split
+from ns3l.training.streams import index_batches, without_autotune_thread
 
 # spec §1.6: flip first, then reflect-pad and crop. Digits (16 px, not mirror-symmetric) and
 # data sets outside the paper are our choices, listed in docs/mixmatch.md.

@@ -18,11 +18,11 @@ from mixmatch.config import RunConfig
 from mixmatch.data import PreparedData, augmentation_for, prepare, to_unit_range, train_batches
 from mixmatch.step import MixMatchTrainer
 from mixmatch.wrn import ResNet
-from ns3l import precision
-from ns3l.checkpoints import RunCheckpoint
-from ns3l.distribute import distribute
-from ns3l.faults import StopSignals
-from ns3l.runs import (
+from ns3l.training import precision
+from ns3l.training.checkpoints import RunCheckpoint
+from ns3l.training.distribute import distribute
+from ns3l.training.faults import StopSignals
+from ns3l.training.runs import (
     Recorder,
     already_finished,
     check_finite,
@@ -37,8 +37,8 @@ from ns3l.runs import (
     train_calls,
     write_split,
 )
-from ns3l.settings import MUTABLE_KEYS
-from ns3l.summaries import ProgressPrinter, ScalarWriter
+from ns3l.training.settings import MUTABLE_KEYS
+from ns3l.training.summaries import ProgressPrinter, ScalarWriter
 
 LOG_EVERY = 100
 MEDIANS = (1, 10, 20, 50)  # scripts/extract_accuracy.py's last01, last10, last20, last50

@@ -6,7 +6,7 @@ presets hold the script values. A value neither paper gives says "assumed" (docs
 """
 
 from ns3l.errors import UsageError, expected
-from ns3l.settings import Setting, check_ranges
+from ns3l.training.settings import Setting, check_ranges
 
 METHODS = ("mixmatch", "mixmatch+ns3l")
 MODEL_SIZES = ("standard", "large")

@@ -10,9 +10,9 @@ import keras
 import tensorflow as tf
 
 from mixmatch import mixmatch as mm
-from ns3l import precision, seeds
-from ns3l.augment import Augmentation, augment
 from ns3l.loss import negatives_below, ns3l_per_example
+from ns3l.training import precision, seeds
+from ns3l.training.augment import Augmentation, augment
 from ns3l.types import Tensor
 
 

@@ -14,8 +14,8 @@ import math
 import keras
 import tensorflow as tf
 
-from ns3l import seeds
-from ns3l.layers import BatchNorm
+from ns3l.training import seeds
+from ns3l.training.layers import BatchNorm
 from ns3l.types import Tensor
 
 LEAKY_SLOPE = 0.1  # spec §2.2: Keras' default of 0.3 would be wrong
@@ -87,7 +87,7 @@ class ResNet(keras.Model):
 
     x [B, H, W, C] -> logits [B, num_classes] float32, also under a mixed policy. 1,469,642
     trainable parameters at 10 classes and the defaults; 5,933,770 at scales=4 (STL-10). The
-    initial weights are the run `seed`'s stream "init" (`ns3l.seeds`)."""
+    initial weights are the run `seed`'s stream "init" (`ns3l.training.seeds`)."""
 
     def __init__(
         self,
@@ -104,7 +104,7 @@ class ResNet(keras.Model):
     ) -> None:
         super().__init__(**kwargs)
         init_seed = seeds.seed_generator(seed, "init")  # a fresh draw per layer, reproducible
-        # synchronized_bn: batch moments over all replicas' rows (ns3l.layers.BatchNorm).
+        # synchronized_bn: batch moments over all replicas' rows (ns3l.training.layers.BatchNorm).
         bn_options = {
             "momentum": bn_momentum,
             "epsilon": bn_epsilon,

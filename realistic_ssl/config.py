@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from ns3l import settings
+from ns3l.training import settings
 
 
 @dataclass(frozen=True)

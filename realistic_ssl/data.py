@@ -1,8 +1,8 @@
 """The Oliver stack's inputs: a preprocessed data set, its split, and the training batch stream.
 
 Batches follow spec §1.5: 50 labeled rows then 50 unlabeled rows (labels -1) in one forward pass,
-or 100 labeled rows for the fully supervised baseline. Positions come from `ns3l.streams`, so a run
-resumed at step s reads exactly the batches of an uninterrupted run."""
+or 100 labeled rows for the fully supervised baseline. Positions come from `ns3l.training.streams`,
+so a run resumed at step s reads exactly the batches of an uninterrupted run."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from ns3l.datasets import load_dataset, resolve_data_dir
 from ns3l.errors import UsageError
-from ns3l.seeds import stream_key
-from ns3l.splits import Split, oliver_pt_split, oliver_tf_split
-from ns3l.streams import index_batches, without_autotune_thread
+from ns3l.training.datasets import load_dataset, resolve_data_dir
+from ns3l.training.seeds import stream_key
+from ns3l.training.splits import Split, oliver_pt_split, oliver_tf_split
+from ns3l.training.streams import index_batches, without_autotune_thread
 from realistic_ssl.preprocess import preprocess
 
 

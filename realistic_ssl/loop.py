@@ -13,11 +13,11 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
-from ns3l import precision
-from ns3l.checkpoints import RunCheckpoint
-from ns3l.distribute import distribute
-from ns3l.faults import StopSignals
-from ns3l.runs import (
+from ns3l.training import precision
+from ns3l.training.checkpoints import RunCheckpoint
+from ns3l.training.distribute import distribute
+from ns3l.training.faults import StopSignals
+from ns3l.training.runs import (
     Recorder,
     already_finished,
     check_finite,
@@ -32,8 +32,8 @@ from ns3l.runs import (
     train_calls,
     write_split,
 )
-from ns3l.settings import MUTABLE_KEYS
-from ns3l.summaries import ProgressPrinter, ScalarWriter
+from ns3l.training.settings import MUTABLE_KEYS
+from ns3l.training.summaries import ProgressPrinter, ScalarWriter
 from realistic_ssl.config import RunConfig
 from realistic_ssl.data import PreparedData, prepare, train_batches
 from realistic_ssl.step import RealisticSSLTrainer

@@ -8,7 +8,7 @@ the source of each value: a paper row, the protocol, or a flag.
 """
 
 from ns3l.errors import UsageError, expected
-from ns3l.settings import Setting, check_ranges
+from ns3l.training.settings import Setting, check_ranges
 
 # The loss terms --method joins with "+", in the order a canonical name lists them.
 TERMS = ("vat", "em", "pi", "mt", "pl", "ns3l")

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 import keras
 import tensorflow as tf
 
-from ns3l import precision, seeds
 from ns3l.loss import negatives_below, ns3l_per_example
+from ns3l.training import precision, seeds
 from ns3l.types import Tensor
 from realistic_ssl.methods import mean_teacher, pi_model, pseudo_label, vat
 from realistic_ssl.methods.supervised import cross_entropy

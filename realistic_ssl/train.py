@@ -13,7 +13,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ banner
 # TensorFlow's other C++ lines: filtered unless --verbose, when run as a command (python -m, or
-# the installed ns3l-* script), never when imported (ns3l/console.py).
+# the installed ns3l-* script), never when imported (ns3l/training/console.py).
 if __name__ == "__main__" or os.path.basename(sys.argv[0]).startswith("ns3l-"):
     os.environ["NS3L_NATIVE_LOGS"] = "verbose" if "--verbose" in sys.argv else "filter"
 
@@ -23,8 +23,8 @@ import sys
 
 from absl import flags
 
-from ns3l.cli import command_flags, run_command, shared_options
 from ns3l.errors import UsageError
+from ns3l.training.cli import command_flags, run_command, shared_options
 from realistic_ssl import presets
 from realistic_ssl.config import RunConfig
 

@@ -14,17 +14,17 @@ neither augments nor uses batch statistics. Build the model (`model.build(x_shap
 `strategy.scope()` when distributed) before `tf.function`, `strategy.run` or a checkpoint
 restore. The augmentation RNG is the tracked attribute `model.generator`, so
 `tf.train.Checkpoint(model=model)` saves and restores its state; a model created in
-`strategy.scope()` draws a separate stream on each replica. Streams come from `ns3l.seeds`:
+`strategy.scope()` draws a separate stream on each replica. Streams come from `ns3l.training.seeds`:
 "init" for the weights, `augment_stream` ("augment"; the Mean Teacher's teacher has its own)
 for the views."""
 
 import keras
 import tensorflow as tf
 
-from ns3l import seeds
-from ns3l.augment import Augmentation, augment
 from ns3l.errors import UsageError, expected
-from ns3l.layers import BatchNorm
+from ns3l.training import seeds
+from ns3l.training.augment import Augmentation, augment
+from ns3l.training.layers import BatchNorm
 from ns3l.types import Tensor
 
 LEAKY_SLOPE = 0.1  # spec §2, both stacks

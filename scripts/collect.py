@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ns3l.results import read_json
-from ns3l.settings import MUTABLE_KEYS
+from ns3l.training.results import read_json
+from ns3l.training.settings import MUTABLE_KEYS
 from scripts.tables import GRID_KEYS, METRICS, Cell, Grid, preset_values
 
 IDENTITY_KEYS = ("method", "dataset", "seed", "n_labeled", "protocol", *MUTABLE_KEYS)

@@ -6,8 +6,8 @@ the sweep's skipping, resuming and conflict detection are unchanged (docs/reprod
 Preemption and time limits use submitit's checkpointing protocol. Slurm signals a task before its
 time limit (submitit asks for `--signal=USR2@<delay>`); submitit calls `TrainTask.checkpoint`,
 which sends the trainer SIGTERM, waits while it saves a checkpoint of its current step
-(`ns3l.faults.StopSignals`), and hands submitit the same task to requeue. A trainer that Slurm
-signals itself (`scancel --signal=TERM`, a preemption) saves and exits with 128 + 15; the task
+(`ns3l.training.faults.StopSignals`), and hands submitit the same task to requeue. A trainer that
+Slurm signals itself (`scancel --signal=TERM`, a preemption) saves and exits with 128 + 15; the task
 then asks submitit for the same requeue. Every requeue resumes from the trainer's checkpoint, so
 a run's progress survives any number of them."""
 

@@ -1,8 +1,8 @@
 """`python -m scripts.sweep status`: per table, which runs finished, run, wait, failed or never
 started, the same for the local executor and Slurm (docs/reproducing.md).
 
-A run is *running* while a process holds its logdir's lock (`ns3l.faults.claim_logdir`), or while
-Slurm says its job (recorded in `<logdir>/slurm_job` at submission) is running; *queued* while
+A run is *running* while a process holds its logdir's lock (`ns3l.training.faults.claim_logdir`), or
+while Slurm says its job (recorded in `<logdir>/slurm_job` at submission) is running; *queued* while
 Slurm has it pending; *failed* when its train.log ends with a non-zero exit; the report's own
 states otherwise."""
 
@@ -13,8 +13,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ns3l.faults import LOCK_FILE
-from ns3l.results import read_json
+from ns3l.training.faults import LOCK_FILE
+from ns3l.training.results import read_json
 
 LOG_FILE = "train.log"  # each run's console output, appended on every start, in its logdir
 SLURM_JOB_FILE = "slurm_job"  # the array task's job id, written when the sweep submits it

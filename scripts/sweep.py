@@ -32,8 +32,8 @@ from pathlib import Path
 from absl import flags
 
 from ns3l.errors import UsageError
-from ns3l.results import read_json
-from ns3l.settings import DERIVED_KEYS, MUTABLE_KEYS, RunConfig
+from ns3l.training.results import read_json
+from ns3l.training.settings import DERIVED_KEYS, MUTABLE_KEYS, RunConfig
 from scripts import scheduler, slurm
 from scripts import status as run_status
 from scripts.status import LOG_FILE, SLURM_JOB_FILE

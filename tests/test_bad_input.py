@@ -5,8 +5,8 @@ import pytest
 
 from mixmatch import train as mixmatch_train
 from ns3l.errors import UsageError
-from ns3l.faults import claim_logdir
-from ns3l.settings import RANGES, Range, schedule_warnings
+from ns3l.training.faults import claim_logdir
+from ns3l.training.settings import RANGES, Range, schedule_warnings
 from realistic_ssl import train as realistic_train
 
 CASES = [

@@ -15,7 +15,7 @@ NATIVE = [
 ]
 WRITER = """
 import os, sys
-from ns3l import console
+from ns3l.training import console
 assert os.environ.get("NS3L_NATIVE_LOGS") is None  # consumed: no child inherits it
 native = {native!r}
 os.write(2, ("\\n".join(native[:2]) + "\\nour line 1\\n").encode())
@@ -45,14 +45,39 @@ def test_a_users_own_import_of_ns3l_leaves_stderr_alone():
         assert line in done.stderr
 
 
-def test_the_command_hides_tensorflows_lines_unless_verbose():
+def test_the_command_hides_tensorflows_lines_unless_verbose(tmp_path):
+    # A bad flag value stops before TensorFlow loads; a --logdir that is a file stops after.
     command = [sys.executable, "-m", "realistic_ssl.train", "--method=ns3l", "--lr=-1"]
     quiet = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert quiet.returncode == 2
     assert quiet.stderr == "error: --lr=-1.0: expected a number > 0\n"  # the one line, alone
+    (tmp_path / "file").write_text("")
+    command = [*command[:-1], f"--logdir={tmp_path / 'file'}"]
+    error = (
+        f"error: --logdir={tmp_path / 'file'} is a file: expected a directory (new, or a run's)\n"
+    )
+    quiet = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert quiet.returncode == 2 and quiet.stderr == error  # TensorFlow loaded, and kept quiet
     loud = subprocess.run([*command, "--verbose"], capture_output=True, text=True, cwd=ROOT,
                           timeout=120)  # fmt: skip
-    assert loud.returncode == 2 and loud.stderr.endswith(
-        "error: --lr=-1.0: expected a number > 0\n"
-    )
+    assert loud.returncode == 2 and loud.stderr.endswith(error)
     assert "before absl::InitializeLog()" in loud.stderr  # what TensorFlow 2.21 prints at import
+
+
+HELP_PROBE = """
+import runpy, sys
+sys.argv = [{module!r}, "--help"]
+try:
+    runpy.run_module({module!r}, run_name="__main__")
+finally:
+    heavy = sorted(m for m in ("tensorflow", "keras", "tensorflow_datasets") if m in sys.modules)
+    print("loaded:", heavy)
+"""
+
+
+def test_help_loads_no_tensorflow():
+    for module in ("realistic_ssl.train", "mixmatch.train"):
+        done = run(HELP_PROBE.format(module=module))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.rstrip().endswith("loaded: []"), done.stdout[-300:]
+        assert "--method" in done.stdout

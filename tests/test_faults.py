@@ -2,7 +2,7 @@
 SIGTERM and SIGINT, damaged and foreign checkpoints, litter, a full disk, a read-only logdir, two
 runs in one logdir, divergence, deleted or damaged results.json, a killed sweep.
 
-A SIGKILL is a real one, sent by the run to itself where $NS3L_FAULT names (`ns3l.faults.
+A SIGKILL is a real one, sent by the run to itself where $NS3L_FAULT names (`ns3l.training.faults.
 fault_point`), or by the test; restarts run in this process with the configuration the command
 resolves to, which is what rerunning the command does."""
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ns3l.errors import UsageError
-from ns3l.faults import FAULT_ENV, Diverged, claim_logdir
+from ns3l.training.faults import FAULT_ENV, Diverged, claim_logdir
 from scripts import report, sweep
 
 ROOT = Path(__file__).parents[1]
@@ -353,7 +353,7 @@ def test_download_fails_in_seconds_when_its_host_does_not_resolve(tmp_path):
 
     start = time.monotonic()
     with pytest.raises(UsageError) as error:
-        from ns3l.datasets import download_and_prepare
+        from ns3l.training.datasets import download_and_prepare
 
         download_and_prepare(Ns3lRemote(data_dir=str(tmp_path)), "ns3l_remote")
     assert time.monotonic() - start < 10

@@ -26,7 +26,7 @@ def test_ruff_format_leaves_every_file_unchanged():
 
 def test_ns3l_imports_neither_stack():
     stacks = {"realistic_ssl", "mixmatch"}
-    for path in (ROOT / "ns3l").glob("*.py"):
+    for path in (ROOT / "ns3l").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
@@ -35,3 +35,36 @@ def test_ns3l_imports_neither_stack():
             else:
                 continue
             assert not {name.split(".")[0] for name in names} & stacks, path
+
+
+def imported_modules(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            names.add(node.module or "")
+    return names
+
+
+def test_public_modules_need_only_keras_and_numpy():
+    """The top level of `ns3l` is what the loss-only install (Keras, numpy) must be able to
+    import: no TensorFlow, TFDS or absl, and of `ns3l.training` only the stdlib-only console
+    filter that our commands turn on in ns3l/__init__.py."""
+    allowed_third_party = {"keras", "numpy"}
+    for path in sorted((ROOT / "ns3l").glob("*.py")):
+        for name in imported_modules(path):
+            top = name.split(".")[0]
+            if top == "ns3l":
+                assert not name.startswith("ns3l.training") or name == "ns3l.training", (
+                    path,
+                    name,
+                )
+            else:
+                assert top in sys.stdlib_module_names | allowed_third_party, (path, name)
+
+
+def test_console_filter_needs_only_the_stdlib():
+    """`import ns3l` from our commands loads ns3l/training/console.py before TensorFlow."""
+    for name in imported_modules(ROOT / "ns3l" / "training" / "console.py"):
+        assert name.split(".")[0] in sys.stdlib_module_names, name

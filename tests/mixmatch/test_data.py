@@ -5,8 +5,8 @@ import pytest
 import tensorflow_datasets as tfds
 
 from mixmatch.data import prepare, stl10_fold
-from ns3l.datasets import load_dataset
 from ns3l.errors import UsageError
+from ns3l.training.datasets import load_dataset
 
 
 def write_binary_release(directory, train_images, order, folds):

@@ -12,8 +12,8 @@ from mixmatch import presets
 from mixmatch.config import RunConfig
 from mixmatch.data import prepare, train_batches
 from mixmatch.loop import train
-from ns3l import precision
-from ns3l.runs import compiled_step
+from ns3l.training import precision
+from ns3l.training.runs import compiled_step
 from tests.mixmatch.test_loop import checkpoint_values, tiny_config
 
 

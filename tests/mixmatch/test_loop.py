@@ -10,7 +10,7 @@ from mixmatch import presets
 from mixmatch.config import RunConfig
 from mixmatch.data import prepare, train_batches
 from mixmatch.loop import train
-from ns3l.datasets import svhn_digit_to_mixmatch
+from ns3l.training.datasets import svhn_digit_to_mixmatch
 from tests.ns3l.test_summaries import read_scalars
 
 

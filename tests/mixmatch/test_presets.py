@@ -9,7 +9,7 @@ import pytest
 
 from mixmatch import presets, train
 from ns3l.errors import UsageError
-from ns3l.settings import format_config
+from ns3l.training.settings import format_config
 
 ROOT = Path(__file__).parents[2]
 

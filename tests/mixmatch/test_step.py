@@ -8,8 +8,8 @@ import tensorflow as tf
 from mixmatch import mixmatch as mm
 from mixmatch import presets
 from mixmatch.step import MixMatchTrainer
-from ns3l.augment import Augmentation
 from ns3l.loss import ns3l_loss
+from ns3l.training.augment import Augmentation
 
 
 class RecordingModel(keras.Model):

@@ -11,9 +11,9 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from ns3l.augment import Augmentation
-from ns3l.distribute import distribute, is_chief, make_strategy
-from ns3l.runs import compiled_steps
+from ns3l.training.augment import Augmentation
+from ns3l.training.distribute import distribute, is_chief, make_strategy
+from ns3l.training.runs import compiled_steps
 from realistic_ssl import presets
 from realistic_ssl.data import prepare, train_batches
 from realistic_ssl.step import RealisticSSLTrainer

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ns3l.checkpoints import RunCheckpoint, check_config
-from ns3l.distribute import make_strategy
 from ns3l.errors import UsageError
+from ns3l.training.checkpoints import RunCheckpoint, check_config
+from ns3l.training.distribute import make_strategy
 
 CONFIG = {"method": "mixmatch", "lr": 0.003, "wd": 0.02, "report_every": 1024, "scales": [3, 4]}
 

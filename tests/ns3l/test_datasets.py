@@ -11,7 +11,8 @@ import sklearn.datasets
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from ns3l.datasets import (
+from ns3l.errors import UsageError
+from ns3l.training.datasets import (
     FILE_ORDER_REQUIRED,
     load_dataset,
     load_digits,
@@ -19,7 +20,6 @@ from ns3l.datasets import (
     svhn_digit_to_mixmatch,
     svhn_mixmatch_to_digit,
 )
-from ns3l.errors import UsageError
 
 # Per-class counts of sklearn's digits 0..9 (its documentation's 1,797 images).
 DIGITS_COUNTS = [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]

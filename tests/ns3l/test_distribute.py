@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ns3l.distribute import distribute, global_batch_mean, is_chief, make_strategy
 from ns3l.errors import UsageError
+from ns3l.training.distribute import distribute, global_batch_mean, is_chief, make_strategy
 
 GLOBAL_BATCH = 8
 

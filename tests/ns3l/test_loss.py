@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ns3l.distribute import make_strategy
 from ns3l.loss import (
     MAX_ROW_LOSS,
     NS3L,
@@ -17,6 +16,7 @@ from ns3l.loss import (
     ns3l_per_example,
     random_negatives,
 )
+from ns3l.training.distribute import make_strategy
 
 
 def numpy_ns3l(targets, logits, threshold, mask=None):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ns3l import precision
+from ns3l.training import precision
 
 
 def test_the_policy_follows_the_flag_and_the_devices():

@@ -7,7 +7,7 @@ import time
 import keras
 import tensorflow as tf
 
-from ns3l.provenance import git_state, package_versions, provenance
+from ns3l.training.provenance import git_state, package_versions, provenance
 
 
 def git(repo, *args):

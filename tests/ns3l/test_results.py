@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ns3l import results
-from ns3l.results import read_results, to_json_types, write_json_atomically, write_results
+from ns3l.training import results
+from ns3l.training.results import read_results, to_json_types, write_json_atomically, write_results
 
 
 def a_result(**overrides):

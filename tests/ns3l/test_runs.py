@@ -4,9 +4,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ns3l.distribute import make_strategy
-from ns3l.runs import call_ranges, compiled_predict, compiled_step, compiled_steps, train_calls
-from ns3l.settings import RunConfig
+from ns3l.training.distribute import make_strategy
+from ns3l.training.runs import (
+    call_ranges,
+    compiled_predict,
+    compiled_step,
+    compiled_steps,
+    train_calls,
+)
+from ns3l.training.settings import RunConfig
 
 
 @pytest.mark.parametrize(

@@ -12,9 +12,9 @@ import tensorflow as tf
 
 from mixmatch.step import MixMatchTrainer
 from mixmatch.wrn import ResNet
-from ns3l import seeds
-from ns3l.augment import Augmentation
-from ns3l.streams import index_batches
+from ns3l.training import seeds
+from ns3l.training.augment import Augmentation
+from ns3l.training.streams import index_batches
 from realistic_ssl import presets
 from realistic_ssl.step import RealisticSSLTrainer
 from realistic_ssl.wrn import CIFAR_AUGMENTATION, WideResNet
@@ -85,8 +85,8 @@ def test_no_two_streams_of_seeds_1_to_5_share_values(stack):
 
 
 def test_from_seed_would_share_a_shifted_stream():
-    # Why ns3l.seeds exists: Generator.from_seed(s) puts s into Philox's counter, so seed 2 draws
-    # seed 1's numbers four positions later; the keyed generators do not.
+    # Why ns3l.training.seeds exists: Generator.from_seed(s) puts s into Philox's counter, so seed 2
+    # draws seed 1's numbers four positions later; the keyed generators do not.
     one, two = (tf.random.Generator.from_seed(s).uniform([100]).numpy() for s in (1, 2))
     assert shared_run(one, two)
     one, two = (seeds.generator(s, "augment").uniform([100]).numpy() for s in (1, 2))

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from ns3l.datasets import load_dataset
 from ns3l.errors import UsageError
-from ns3l.splits import Split, mixmatch_split, oliver_pt_split, oliver_tf_split
+from ns3l.training.datasets import load_dataset
+from ns3l.training.splits import Split, mixmatch_split, oliver_pt_split, oliver_tf_split
 
 CIFAR_LIKE = np.tile(np.arange(10), 5_000)  # 50,000 labels, 5,000 per class
 # SVHN train class sizes in MixMatch's class order (mixmatch.md §1.3), in a fixed shuffled order.

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from ns3l.errors import UsageError
-from ns3l.streams import index_batches
+from ns3l.training.streams import index_batches
 
 
 def take(n: int, batch_size: int, seed: int, steps: int, start_step: int = 0) -> np.ndarray:

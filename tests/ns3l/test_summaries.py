@@ -1,7 +1,7 @@
 import numpy as np
 import tensorflow as tf
 
-from ns3l.summaries import ProgressPrinter, ScalarWriter, format_duration, format_progress
+from ns3l.training.summaries import ProgressPrinter, ScalarWriter, format_duration, format_progress
 
 
 def read_scalars(logdir):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ns3l import precision
-from ns3l.augment import Augmentation
 from ns3l.errors import UsageError
-from ns3l.runs import compiled_step
+from ns3l.training import precision
+from ns3l.training.augment import Augmentation
+from ns3l.training.runs import compiled_step
 from realistic_ssl import presets
 from realistic_ssl.data import prepare, train_batches
 from realistic_ssl.loop import train

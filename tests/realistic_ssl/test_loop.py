@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ns3l.distribute import make_strategy
 from ns3l.errors import UsageError
-from ns3l.runs import compiled_step
+from ns3l.training.distribute import make_strategy
+from ns3l.training.runs import compiled_step
 from realistic_ssl import presets
 from realistic_ssl.config import RunConfig
 from realistic_ssl.data import PreparedData, prepare, train_batches
@@ -184,7 +184,7 @@ def test_the_cifar10_path_runs_on_mock_tfds_data(tmp_path, monkeypatch):
 
 
 def wrn_step(strategy, data: PreparedData, replicas: int, synchronized_bn: bool):
-    from ns3l.augment import Augmentation
+    from ns3l.training.augment import Augmentation
     from realistic_ssl.wrn import WideResNet
 
     hparams = presets.resolve("ns3l", "digits", {"ns3l_ramp": False})

@@ -9,7 +9,7 @@ import pytest
 from absl import flags
 
 from ns3l.errors import UsageError
-from ns3l.settings import format_config
+from ns3l.training.settings import format_config
 from realistic_ssl import presets, train
 
 ROOT = Path(__file__).parents[2]

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ns3l.augment import Augmentation, augment
-from ns3l.distribute import make_strategy
 from ns3l.errors import UsageError
-from ns3l.layers import BatchNorm
+from ns3l.training.augment import Augmentation, augment
+from ns3l.training.distribute import make_strategy
+from ns3l.training.layers import BatchNorm
 from realistic_ssl.wrn import AUGMENTATIONS, CIFAR_AUGMENTATION, WideResNet, augmentation_for
 
 NO_NOISE = Augmentation(flip=True, translate=2, noise_std=0.0)

@@ -132,7 +132,7 @@ def test_a_three_run_digits_sweep_on_slurm_with_a_requeued_task(slurm_cluster, t
 
 
 def test_status_shows_every_state_per_table(tmp_path, capsys):
-    from ns3l.faults import claim_logdir
+    from ns3l.training.faults import claim_logdir
 
     runs = sweep.plan(TABLES["table3"], tmp_path)  # 4 cells x 5 seeds
 

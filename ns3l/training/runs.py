@@ -15,15 +15,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ns3l import precision
-from ns3l.checkpoints import RunCheckpoint
-from ns3l.distribute import is_chief, make_strategy, peers_watched
-from ns3l.faults import Diverged, Stopped, StopSignals, claim_logdir, fault_point
-from ns3l.provenance import provenance
-from ns3l.results import RESULTS_FILE, read_results, write_json_atomically, write_results
-from ns3l.settings import RunConfig
-from ns3l.splits import Split
-from ns3l.summaries import print_nothing, print_now
+from ns3l.training import precision
+from ns3l.training.checkpoints import RunCheckpoint
+from ns3l.training.distribute import is_chief, make_strategy, peers_watched
+from ns3l.training.faults import Diverged, Stopped, StopSignals, claim_logdir, fault_point
+from ns3l.training.provenance import provenance
+from ns3l.training.results import RESULTS_FILE, read_results, write_json_atomically, write_results
+from ns3l.training.settings import RunConfig
+from ns3l.training.splits import Split
+from ns3l.training.summaries import print_nothing, print_now
 from ns3l.types import Tensor
 
 EVAL_BATCH = 1000  # large inference batches: evaluation is a small share of a run
@@ -235,7 +235,7 @@ SPLIT_FILE = "split.json"
 
 def write_split(logdir: str, split: Split) -> None:
     """`<logdir>/split.json`: the rule and every labeled and validation position of the run, in
-    the train set as `ns3l.datasets.load_dataset` returns it (docs/runs.md)."""
+    the train set as `ns3l.training.datasets.load_dataset` returns it (docs/runs.md)."""
     write_json_atomically(f"{logdir}/{SPLIT_FILE}", split.as_json())
 
 

@@ -129,7 +129,7 @@ class StopSignals:
     def requested(self) -> int | None:
         """The signal to stop for, agreed by all workers: this process's, SIGTERM for a worker
         that stops because another was signalled, None to go on."""
-        from ns3l.distribute import any_worker  # TensorFlow, only once training runs
+        from ns3l.training.distribute import any_worker  # TensorFlow, only once training runs
 
         if self.strategy is None:
             return self.signum

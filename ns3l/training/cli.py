@@ -8,8 +8,8 @@ from types import SimpleNamespace
 from absl import flags
 
 from ns3l.errors import UsageError
-from ns3l.faults import Diverged, Stopped, WorkerLost
-from ns3l.settings import RunConfig, format_config, schedule_warnings
+from ns3l.training.faults import Diverged, Stopped, WorkerLost
+from ns3l.training.settings import RunConfig, format_config, schedule_warnings
 
 
 def command_flags() -> tuple[flags.FlagValues, SimpleNamespace]:

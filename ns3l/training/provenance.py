@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 PROCESS_START = time.time()  # when this process imported the run machinery
-CHECKOUT = Path(__file__).resolve().parents[1]
+CHECKOUT = Path(__file__).resolve().parents[2]
 PACKAGES = ("tensorflow", "keras", "tensorflow-datasets", "numpy", "ns3l-tf")
 
 

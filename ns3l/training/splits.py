@@ -1,7 +1,7 @@
 """Labeled / unlabeled / validation splits of a train set, as index arrays (docs/data.md).
 
 Three rules, each the exact procedure of an original code (positions are into the train set in
-its files' order, as `ns3l.datasets.load_dataset` returns it):
+its files' order, as `ns3l.training.datasets.load_dataset` returns it):
 - `oliver_tf_split`: [TF] `build_tfrecords.py` (seed 0) then `build_label_map.py --seed=s`
   (realistic_ssl.md §1.2-1.3);
 - `oliver_pt_split`: [PT] `build_dataset.py --seed=s` (realistic_ssl.md §1.2-1.3, §8);

@@ -14,7 +14,7 @@ from typing import Any
 import tensorflow as tf
 
 from ns3l.errors import UsageError
-from ns3l.results import to_json_types, write_json_atomically
+from ns3l.training.results import to_json_types, write_json_atomically
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"

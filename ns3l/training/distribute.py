@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 import tensorflow as tf
 
 from ns3l.errors import UsageError, expected
-from ns3l.faults import WorkerLost
+from ns3l.training.faults import WorkerLost
 from ns3l.types import Tensor
 
 STRATEGIES = ("default", "mirrored", "multi_worker")

@@ -8,8 +8,8 @@ both stacks use). Keys are 63-bit hashes, so no two (seed, name) pairs share a s
 Why not `tf.random.Generator.from_seed(seed)`: it puts the seed into Philox's *counter* with key
 0, so seeds 1, 2, 3 ... draw one sequence shifted by a few positions, and two generators built
 from the same seed draw the same numbers. Here the hash is the Philox *key* and the counter starts
-at 0; stateless ops (Keras initialisers, the shuffles of `ns3l.streams`) get the key as the first
-word of their seed pair, which TensorFlow scrambles through a Philox round."""
+at 0; stateless ops (Keras initialisers, the shuffles of `ns3l.training.streams`) get the key as the
+first word of their seed pair, which TensorFlow scrambles through a Philox round."""
 
 import hashlib
 
