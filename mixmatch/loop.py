@@ -38,9 +38,14 @@ from ns3l.training.runs import (
     write_split,
 )
 from ns3l.training.settings import MUTABLE_KEYS
-from ns3l.training.summaries import ProgressPrinter, ScalarWriter
+from ns3l.training.summaries import (
+    ProgressPrinter,
+    ScalarWriter,
+    evaluation_scalars,
+    summary_every,
+    training_scalars,
+)
 
-LOG_EVERY = 100
 MEDIANS = (1, 10, 20, 50)  # scripts/extract_accuracy.py's last01, last10, last20, last50
 
 
@@ -87,27 +92,27 @@ def _train(
     progress = ProgressPrinter(total, config.value("batch"), write=write)
     if start:
         write(resumed_line(start, total, run_logdir))
+    log_every = summary_every(total)
     with ScalarWriter(config.logdir) as writer, recorder.stops_and_divergence(history):
+        writer.hparams(recorded_config(config), config.logdir)
         iterator = iter(distribute(strategy, batches, config.value("batch"), "--batch"))
-        # Calls end where the loop logs (multiples of LOG_EVERY) and evaluates (1 + multiples of
+        # Calls end where the loop logs (multiples of log_every) and evaluates (1 + multiples of
         # the report period: offset 1).
-        every = (LOG_EVERY, config.report_every)
+        every = (log_every, config.report_every)
         calls = train_calls(steps, iterator, start, end, config, every, offset=1, stop=stop)
         for step, stats in calls:
             losses = {k: v for k, v in stats.items() if "/" not in k and k != "total"}
             progress.update(step, losses, force=step == end)
-            if step % LOG_EVERY == 0 or step == end:
+            if step % log_every == 0 or step == end:
                 writer.write(step, scalars(stats, config, step))
             evaluates = (step - 1) % config.report_every == 0
             if evaluates:
                 check_finite(trainer.model.trainable_variables, step, config.logdir)
                 copy_bn_statistics(trainer.model, trainer.ema_model)
                 history.append(evaluate(predict, data, step, config))
-                scalars_now = {
-                    k: v for k, v in history[-1].items() if k != "step" and v is not None
-                }
-                writer.write(step, scalars_now)
-                progress.update(step, eval_error=history[-1]["test_error"])
+                writer.write(step, evaluation_scalars(history[-1]))
+                # The validation holdout is one image (spec §1.4): the console shows the test.
+                progress.update(step, errors={"test_error": history[-1]["test_error"]})
             if evaluates or step == total:
                 recorder.save(step, history)
     return final_record(config.logdir, "median_test_error_last20", write)
@@ -136,11 +141,15 @@ def build_trainer(config: RunConfig, data: PreparedData) -> MixMatchTrainer:
 
 
 def scalars(stats: dict, config: RunConfig, step: int) -> dict:
-    """The losses (`losses/xe`, `losses/l2u` as the original logs them), the λ_U of the last
-    iteration (`w_match`) and NS3L's negatives per mixed row, as TensorBoard scalars."""
-    values = {f"losses/{k}": float(v) for k, v in stats.items() if "/" not in k}
+    """The shared training tags (ns3l.training.summaries): `loss/xe`, `loss/l2u` (and NS3L's),
+    unweighted and weighted, the λ_U of the last iteration as `weight/l2u` and NS3L's λ1 as
+    `weight/ns3l`, and NS3L's negatives per mixed row (`ns3l/negatives_per_row`)."""
     warmup = config.value("warmup_kimg") * 1024 // config.value("batch")
-    values["w_match"] = config.value("w_match") * min((step - 1) / max(warmup, 1), 1.0)
+    ramp = min((step - 1) / max(warmup, 1), 1.0)  # mm.lambda_u at the 0-based iteration
+    weights = {"l2u": config.value("w_match") * ramp}
+    if "ns3l_weight" in config.settings:
+        weights["ns3l"] = config.value("ns3l_weight") * (ramp if config.value("ns3l_ramp") else 1)
+    values = training_scalars(stats, weights, config.value("lr"))
     if "count/negatives_per_row" in stats:
         values["ns3l/negatives_per_row"] = float(stats["count/negatives_per_row"])
     return values

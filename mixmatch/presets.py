@@ -36,6 +36,9 @@ NS3L_DEFAULTS = {
     "ns3l_ramp": Setting(False, "assumed: spec §6.4, constant λ1 from step 0"),
     "ns3l_numerics": Setting("reference", "[NS] ns3l.py: float32 softmax, 1 - Σ, clamp 1e-8"),
 }
+# What --schedule_scale shortens (ns3l.training.settings.scale_schedule): the run's length first,
+# the evaluation period last.
+SCHEDULE = ("train_kimg", "warmup_kimg", "report_kimg")
 CHOICES = {"ema_order": ("pre_step", "post_step"), "ns3l_numerics": ("reference", "stable")}
 DATASETS = {
     "cifar10": {

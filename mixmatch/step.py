@@ -68,7 +68,7 @@ class MixMatchTrainer:
         mixed, targets_mixed = mm.mixup(pool, targets, lam, permutation)  # [3b, ...], [3b, K]
         with tf.GradientTape() as tape:
             logits = self.interleaved_logits(mixed)  # [3b, K], aligned with `mixed`
-            losses = self.losses(targets_mixed, logits, step)
+            losses, unweighted = self.losses(targets_mixed, logits, step)
             total = tf.add_n(list(losses.values()))
             scaled_total = precision.scaled(self.optimizer, total)  # float16: × the loss scale
         variables = self.model.trainable_variables
@@ -82,7 +82,7 @@ class MixMatchTrainer:
         mm.decay_kernels(self.kernels, self.hp["wd"] * self.hp["lr"])  # after the step (§3.4)
         if self.hp["ema_order"] == "post_step":
             mm.ema_update(shadow, variables, self.hp["ema"])
-        stats = {"total": total, **losses}
+        stats = {"total": total, **losses, **unweighted}
         if "ns3l" in losses:  # not a loss: this replica's share of the negatives per mixed row
             negatives = negatives_below(targets_mixed, self.hp["ns3l_threshold"])
             per_row = tf.reduce_mean(tf.reduce_sum(tf.cast(negatives, tf.float32), axis=1))
@@ -99,8 +99,11 @@ class MixMatchTrainer:
         ]
         return tf.concat(mm.interleave(outputs), axis=0)
 
-    def losses(self, targets_mixed: Tensor, logits: Tensor, step: Tensor) -> dict[str, Tensor]:
-        """L_X, λ_U(t)·L_U and λ1·NS3L, each this replica's share of the global value."""
+    def losses(
+        self, targets_mixed: Tensor, logits: Tensor, step: Tensor
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """L_X, λ_U(t)·L_U and λ1·NS3L, each this replica's share of the global value; and the
+        same terms unweighted (`raw/xe`, `raw/l2u`, `raw/ns3l`)."""
         share = 1.0 / self.replicas
         rows_x = tf.shape(logits)[0] // 3
         l_x = mm.soft_cross_entropy(targets_mixed[:rows_x], logits[:rows_x])
@@ -108,6 +111,7 @@ class MixMatchTrainer:
         warmup = self.hp["warmup_kimg"] * 1024 // self.hp["batch"]  # 16,384 iterations
         lambda_u = mm.lambda_u(step, self.hp["w_match"], warmup)
         losses = {"xe": share * l_x, "l2u": share * lambda_u * l_u}
+        raw = {"raw/xe": share * l_x, "raw/l2u": share * l_u}  # unweighted, for TensorBoard
         if self.hp.get("ns3l_weight"):
             # Negatives from the mixed targets P' (strict < T), penalty on the network's outputs
             # for the same mixed rows, mean over all of X' ∪ U' (spec §6.1, §6.4).
@@ -117,4 +121,5 @@ class MixMatchTrainer:
             )
             ramp = lambda_u / self.hp["w_match"] if self.hp["ns3l_ramp"] else 1.0
             losses["ns3l"] = share * self.hp["ns3l_weight"] * ramp * ns3l
-        return losses
+            raw["raw/ns3l"] = share * ns3l
+        return losses, raw

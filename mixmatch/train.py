@@ -24,6 +24,7 @@ from mixmatch import presets
 from mixmatch.config import RunConfig
 from ns3l.errors import UsageError
 from ns3l.training.cli import command_flags, run_command, shared_options
+from ns3l.training.settings import scaled_settings
 
 FLAGS, define = command_flags()  # data_dir, download, strategy, sync_bn, deterministic, ...
 define.string("method", "mixmatch", "mixmatch or mixmatch+ns3l")
@@ -89,6 +90,7 @@ def config_from_flags() -> RunConfig:
     method = presets.parse_method(FLAGS.method)
     overrides = {setting: FLAGS[flag].value for flag, setting in HPARAM_FLAGS.items()}
     settings = presets.resolve(method, FLAGS.dataset, overrides, FLAGS.model_size)
+    settings = scaled_settings(settings, presets.SCHEDULE, FLAGS.schedule_scale)
     if FLAGS.stl10_folds is not None and FLAGS.dataset != "stl10":
         raise UsageError(f"--stl10_folds is for --dataset=stl10, not {FLAGS.dataset!r}")
     if "n_labeled" not in settings:

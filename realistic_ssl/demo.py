@@ -27,6 +27,7 @@ if __name__ == "__main__" or os.path.basename(sys.argv[0]).startswith("ns3l-"):
 import argparse
 import time
 
+from ns3l.training.settings import scaled_settings
 from realistic_ssl import presets
 from realistic_ssl.config import RunConfig
 
@@ -38,15 +39,10 @@ def demo_config(
 ) -> RunConfig:
     """The demo's run of `method`, deterministic; `options` are RunConfig fields (xla,
     mixed_precision, ...)."""
-    source = f"demo: the paper's schedule scaled to {steps} steps"
-    schedule = {
-        "train_steps": steps,
-        "warmup_steps": steps // 4,
-        "lr_decay_steps": steps * 13 // 20,
-        "eval_every": max(steps // 10, 1),
-    }
     settings = presets.resolve(method, "digits", {}, protocol)
-    settings |= {name: presets.Setting(value, source) for name, value in schedule.items()}
+    # The trainers' --schedule_scale rule, then more evaluations to select the model from.
+    settings = scaled_settings(settings, presets.SCHEDULE, steps / settings["train_steps"].value)
+    settings["eval_every"] = presets.Setting(max(steps // 10, 1), "demo: every 1/10 of the run")
     if settings["bn_momentum"].value > 0.99:
         settings["bn_momentum"] = presets.Setting(0.99, f"demo: 0.999^{steps} keeps too much")
     return RunConfig(

@@ -33,13 +33,17 @@ from ns3l.training.runs import (
     write_split,
 )
 from ns3l.training.settings import MUTABLE_KEYS
-from ns3l.training.summaries import ProgressPrinter, ScalarWriter
+from ns3l.training.summaries import (
+    ProgressPrinter,
+    ScalarWriter,
+    evaluation_scalars,
+    summary_every,
+    training_scalars,
+)
 from realistic_ssl.config import RunConfig
 from realistic_ssl.data import PreparedData, prepare, train_batches
 from realistic_ssl.step import RealisticSSLTrainer
 from realistic_ssl.wrn import WideResNet, augmentation_for
-
-LOG_EVERY = 100  # steps between TensorBoard loss summaries (each one reads the device)
 
 
 def train(config: RunConfig, stop_after: int | None = None) -> dict:
@@ -92,19 +96,21 @@ def _train(
     progress = ProgressPrinter(total, config.value("batch_size"), write=write)
     if start:
         write(resumed_line(start, total, run_logdir))
+    log_every = summary_every(total)
     with ScalarWriter(config.logdir) as writer, recorder.stops_and_divergence(history):
+        writer.hparams(recorded_config(config), config.logdir)
         iterator = iter(distribute(strategy, batches, config.value("batch_size")))
-        every = (LOG_EVERY, eval_every)
+        every = (log_every, eval_every)
         for step, stats in train_calls(steps, iterator, start, end, config, every, stop=stop):
             progress.update(step, losses(stats), force=step == end)
-            if step % LOG_EVERY == 0 or step == end:
-                writer.write(step, scalars(stats, config, step, trainer))
+            if step % log_every == 0 or step == end:
+                writer.write(step, scalars(stats, step, trainer))
             if step % eval_every == 0 or step == total:
                 check_finite(trainer.wrn.trainable_variables, step, config.logdir)
                 history.append(evaluate(predict, data, step, config, history))
-                errors = {k: v for k, v in history[-1].items() if k != "step" and v is not None}
-                writer.write(step, {f"error/{k}": v for k, v in errors.items()})
-                progress.update(step, eval_error=history[-1]["valid_error"])
+                writer.write(step, evaluation_scalars(history[-1]))
+                errors = {k: history[-1][k] for k in ("valid_error", "test_error")}
+                progress.update(step, errors=errors)
                 recorder.save(step, history)
     return final_record(config.logdir, "test_error_at_best_valid", write)
 
@@ -175,17 +181,21 @@ def evaluate(predict, data: PreparedData, step: int, config: RunConfig, history:
 
 
 def losses(stats: dict) -> dict:
-    return {k: v for k, v in stats.items() if not k.startswith("count/") and k != "total"}
+    """The weighted terms, as the console shows them."""
+    return {k: v for k, v in stats.items() if "/" not in k and k != "total"}
 
 
-def scalars(stats: dict, config: RunConfig, step: int, trainer: RealisticSSLTrainer) -> dict:
-    """Every loss term, the lr, the ramp and the NS3L diagnostics, as TensorBoard scalars."""
-    values = {f"loss/{k}": float(v) for k, v in stats.items() if not k.startswith("count/")}
-    values["lr"] = float(trainer.optimizer.learning_rate)
-    values["ramp"] = float(trainer.ramp(tf.constant(step - 1, tf.int64)))
+def scalars(stats: dict, step: int, trainer: RealisticSSLTrainer) -> dict:
+    """The shared training tags (ns3l.training.summaries), the ramp, and NS3L's diagnostics:
+    negatives per unlabeled row (the rows its penalty covers) and, on the labeled rows, how
+    often the true class is among the negatives T would pick."""
+    ramp = trainer.ramp(tf.constant(step - 1, tf.int64))
+    lr = trainer.optimizer.learning_rate
+    values = training_scalars(stats, trainer.weights(ramp), float(lr))
+    values["ramp"] = float(ramp)
     if "count/rows_u" in stats:
         rows_u = float(stats["count/rows_u"])
-        values["ns3l/negatives_per_unlabeled"] = float(stats["count/negatives_u"]) / max(rows_u, 1)
+        values["ns3l/negatives_per_row"] = float(stats["count/negatives_u"]) / max(rows_u, 1)
         chosen = float(stats["count/negatives_l"])
         values["ns3l/true_class_among_negatives_l"] = (
             float(stats["count/true_negatives_l"]) / chosen if chosen else 0.0

@@ -18,6 +18,10 @@ PAPER_DATASETS = ("cifar10", "svhn", "cifar100")
 # sizes (41,000 / 64,931 / 35,000) are [PT]'s, so Tables 1-2 most likely came from it (spec §8).
 PROTOCOLS = ("pt", "tf")
 DEFAULT_PROTOCOL = "pt"
+# What --schedule_scale shortens (ns3l.training.settings.scale_schedule): the run's length first,
+# the evaluation period last.
+SCHEDULE = ("train_steps", "lr_decay_steps", "warmup_steps", "eval_every")
+RAMP_ONLY = ("warmup_steps", "ramp_counting")  # the settings only an SSL term's ramp-up uses
 
 
 # Every run, every method (spec §3.2-3.4, §4.7 with the NS3L paper's shorter schedule, NS3L §4.1).
@@ -201,6 +205,9 @@ def resolve(
     for row in (*PROTOCOL_ROWS, *(r for t in terms for r in TERM_PROTOCOL_ROWS.get(t, ()))):
         settings |= row[protocol]
     settings |= PRESETS.get((method, dataset)) or _rule(method, dataset, terms)
+    if not terms:  # supervised: no consistency term, so no ramp-up to count or to show
+        for name in RAMP_ONLY:
+            settings.pop(name)
     for name, value in flags.items():
         if value is None:
             continue

@@ -35,7 +35,8 @@ class RealisticSSLTrainer:
         teacher: keras.Model | None = None,
         jit_compile: bool = False,
     ) -> None:
-        self.wrn, self.teacher, self.terms, self.hp = wrn, teacher, terms, dict(hparams)
+        self.wrn, self.teacher, self.hp = wrn, teacher, dict(hparams)
+        self.terms = tuple(term for term in terms if term != "supervised")  # the SSL terms
         self.global_batch = global_batch
         schedule = learning_rate(
             hparams["lr"], hparams["lr_decay_steps"], hparams["lr_decay_rate"], hparams["lr_decay"]
@@ -60,15 +61,12 @@ class RealisticSSLTrainer:
         with tf.GradientTape() as tape:
             logits = self.wrn(x, training=True)  # the only pass that updates BN statistics
             xent = cross_entropy(labels, logits)  # 0 on unlabeled rows (label -1)
-            losses = {"xent": self.batch_mean(xent, where=~is_unlabeled)}
+            losses = {"xe": self.batch_mean(xent, where=~is_unlabeled)}
+            unweighted = {"raw/xe": losses["xe"]}
+            weights = self.weights(ramp)
             for term, penalty in self.penalties(x, logits).items():
-                weight = self.hp[f"{term}_weight"]
-                ramped = term != "em" and (term != "ns3l" or self.hp["ns3l_ramp"])
-                losses[term] = (
-                    weight
-                    * (ramp if ramped else 1.0)
-                    * self.batch_mean(penalty, where=is_unlabeled)
-                )
+                unweighted[f"raw/{term}"] = self.batch_mean(penalty, where=is_unlabeled)
+                losses[term] = weights[term] * unweighted[f"raw/{term}"]
             total = tf.add_n(list(losses.values()))
             scaled_total = precision.scaled(self.optimizer, total)  # float16: × the loss scale
         variables = self.wrn.trainable_variables
@@ -78,14 +76,26 @@ class RealisticSSLTrainer:
         self.optimizer.apply(gradients, variables)
         if "mt" in self.terms and self.hp["mt_ema_order"] == "post_step":
             self.update_teacher(step)  # [PT]: after optimizer.step()
-        stats = {"total": total, **losses}  # each sums over replicas to its global value
+        stats = {"total": total, **losses, **unweighted}  # each sums over replicas to its total
         if "ns3l" in self.terms:
             stats |= self.ns3l_stats(logits, labels)
         return stats
 
     def ramp(self, step: Tensor) -> Tensor:
-        """The consistency ramp-up at the 0-based `step`, counted as the protocol counts."""
+        """The consistency ramp-up at the 0-based `step`, counted as the protocol counts (1 for
+        supervised, which has none)."""
+        if "warmup_steps" not in self.hp:
+            return tf.constant(1.0)
         return rampup(step, self.hp["warmup_steps"], self.hp["ramp_counting"])
+
+    def weights(self, ramp: Tensor | float) -> dict[str, Tensor | float]:
+        """Each SSL term's weight at a step whose ramp-up is `ramp`: its maximum, ramped except
+        VAT+EntMin's entropy term (never ramped) and NS3L without `ns3l_ramp`."""
+        weights = {}
+        for term in self.terms:
+            ramped = term != "em" and (term != "ns3l" or self.hp["ns3l_ramp"])
+            weights[term] = self.hp[f"{term}_weight"] * (ramp if ramped else 1.0)
+        return weights
 
     def update_teacher(self, step: Tensor) -> None:
         """One EMA update of the Mean Teacher, the (step + 1)-th (spec §4.3)."""

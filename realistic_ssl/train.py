@@ -25,6 +25,7 @@ from absl import flags
 
 from ns3l.errors import UsageError
 from ns3l.training.cli import command_flags, run_command, shared_options
+from ns3l.training.settings import scaled_settings
 from realistic_ssl import presets
 from realistic_ssl.config import RunConfig
 
@@ -166,6 +167,7 @@ def config_from_flags() -> RunConfig:
     method = presets.parse_method(FLAGS.method)
     overrides = {name: FLAGS[name].value for name in HPARAM_FLAGS}
     settings = presets.resolve(method, FLAGS.dataset, overrides, FLAGS.protocol)
+    settings = scaled_settings(settings, presets.SCHEDULE, FLAGS.schedule_scale)
     if "n_labeled" not in settings:
         raise UsageError(f"--dataset={FLAGS.dataset!r} has no preset: give --n_labeled")
     if FLAGS.wrn_depth < 10 or (FLAGS.wrn_depth - 4) % 6:

@@ -33,7 +33,7 @@ from absl import flags
 
 from ns3l.errors import UsageError
 from ns3l.training.results import read_json
-from ns3l.training.settings import DERIVED_KEYS, MUTABLE_KEYS, RunConfig
+from ns3l.training.settings import DERIVED_KEYS, MUTABLE_KEYS, RunConfig, scale_schedule
 from scripts import scheduler, slurm
 from scripts import status as run_status
 from scripts.status import LOG_FILE, SLURM_JOB_FILE
@@ -48,12 +48,6 @@ from scripts.tables import (
     preset_values,
     tune_table,
 )
-
-# What --scale shortens, per stack; the evaluation period last, capped at the run's length.
-SCHEDULES = {
-    REALISTIC: ("train_steps", "lr_decay_steps", "warmup_steps", "eval_every"),
-    MIXMATCH: ("train_kimg", "warmup_kimg", "report_kimg"),
-}
 
 
 @dataclass(frozen=True)
@@ -71,15 +65,12 @@ class Run:
 
 
 def scaled_schedule(cell: Cell, flags: dict[str, object], scale: float) -> dict[str, int]:
-    """The stack's schedule lengths (from `flags`, else the presets) times `scale`, at least 1,
-    with the evaluation period at most the run's length so a run still evaluates (the loops also
-    evaluate at the last step)."""
+    """The stack's schedule (from `flags`, else the presets) times `scale`, by the trainers' own
+    --schedule_scale rule (`scale_schedule`), written out as flags so a dry run shows them."""
     values = preset_values(cell.stack, cell.dataset, cell.n_labeled, cell.method, cell.protocol)
     values |= flags
-    length, *others, period = SCHEDULES[cell.stack]
-    scaled = {name: max(1, round(values[name] * scale)) for name in (length, *others, period)}
-    scaled[period] = min(scaled[period], scaled[length])
-    return scaled
+    schedule = importlib.import_module(f"{cell.stack}.presets").SCHEDULE
+    return scale_schedule(values, schedule, scale)
 
 
 def command(

@@ -3,11 +3,14 @@ table-driven over both stacks' flags (resolved in process, as the commands resol
 
 import pytest
 
+from mixmatch import presets as mixmatch_presets
 from mixmatch import train as mixmatch_train
 from ns3l.errors import UsageError
 from ns3l.training.faults import claim_logdir
-from ns3l.training.settings import RANGES, Range, schedule_warnings
+from ns3l.training.settings import RANGES, Range, scale_schedule, schedule_warnings
+from realistic_ssl import presets as realistic_presets
 from realistic_ssl import train as realistic_train
+from realistic_ssl.demo import demo_config
 
 CASES = [
     # (stack, flags, the whole message)
@@ -29,6 +32,13 @@ CASES = [
         "--pl_threshold=2.0: expected a number in [0, 1]",
     ),  # fmt: skip
     ("realistic", ["--lr_decay_rate=0"], "--lr_decay_rate=0.0: expected a number in (0, 1]"),
+    ("realistic", ["--schedule_scale=0"], "--schedule_scale=0: expected a factor in (0, 1]"),
+    (
+        "realistic",
+        ["--method=supervised", "--warmup_steps=10"],
+        "--warmup_steps=10 is not used by --method=supervised",
+    ),  # fmt: skip
+    ("mixmatch", ["--schedule_scale=2"], "--schedule_scale=2: expected a factor in (0, 1]"),
     ("mixmatch", ["--train_kimg=0"], "--train_kimg=0: expected an integer ≥ 1"),
     ("mixmatch", ["--batch=-64"], "--batch=-64: expected an integer ≥ 1"),
     ("mixmatch", ["--ema=1.5"], "--ema=1.5: expected a number in [0, 1)"),
@@ -99,13 +109,12 @@ def test_a_logdir_that_is_a_file_is_one_line(tmp_path):
 
 def test_a_short_run_that_keeps_the_papers_schedule_is_warned_in_one_line_each():
     short = resolve("realistic", ["--train_steps=1500"])
+    advice = "shorten every schedule with the run: --schedule_scale (e.g. 0.01: 1% of each length)"
     assert schedule_warnings(short) == [
         "warning: --warmup_steps=50000 (the consistency ramp-up) lies beyond --train_steps=1500: "
-        "the run never gets there; shorten it with the run (`python -m scripts.sweep --scale` "
-        "scales every schedule together)",
+        f"the run never gets there; {advice}",
         "warning: --lr_decay_steps=130000 (the LR decay) lies beyond --train_steps=1500: the run "
-        "never gets there; shorten it with the run (`python -m scripts.sweep --scale` scales "
-        "every schedule together)",
+        f"never gets there; {advice}",
     ]
     supervised = resolve("realistic", ["--method=supervised", "--train_steps=1500"])
     assert [line.split(" (")[0] for line in schedule_warnings(supervised)] == [
@@ -117,3 +126,29 @@ def test_a_short_run_that_keeps_the_papers_schedule_is_warned_in_one_line_each()
         "warning: --warmup_kimg=1024 (the λ_U ramp-up) lies beyond --train_kimg=512"
     )
     assert schedule_warnings(resolve("mixmatch", [])) == []  # the paper's own run
+
+
+def test_schedule_scale_shortens_every_length_together_and_says_so():
+    config = resolve("realistic", ["--method=vat+ns3l", "--schedule_scale=0.0075"])
+    got = {name: config.value(name) for name in realistic_presets.SCHEDULE}
+    # 200,000 × 0.0075 = 1,500; 130,000 → 975; 50,000 → 375; [PT]'s 25,000 → 187.5, rounded.
+    assert got == {"train_steps": 1500, "lr_decay_steps": 975, "warmup_steps": 375,
+                   "eval_every": 188}  # fmt: skip
+    assert config.settings["warmup_steps"].source == "NS3L §4.1; scaled ×0.0075"
+    assert schedule_warnings(config) == []
+    assert config.value("lr") == resolve("realistic", ["--method=vat+ns3l"]).value("lr")
+    supervised = resolve("realistic", ["--method=supervised", "--schedule_scale=0.5"])
+    assert "warmup_steps" not in supervised.settings and supervised.value("train_steps") == 100_000
+    mixmatch = resolve("mixmatch", ["--schedule_scale=0.001"])
+    # 65,536 kimg → 66 (rounded), warm-up 1,024 → 1, reports every 64 → 0.064: at least 1.
+    assert [mixmatch.value(n) for n in mixmatch_presets.SCHEDULE] == [66, 1, 1]
+
+
+def test_one_scaling_rule_for_trainers_sweep_and_demo():
+    values = {"train_steps": 200_000, "lr_decay_steps": 130_000, "warmup_steps": 0,
+              "eval_every": 25_000}  # fmt: skip
+    scaled = scale_schedule(values, realistic_presets.SCHEDULE, 1e-6)
+    assert scaled == {"train_steps": 1, "lr_decay_steps": 1, "warmup_steps": 0, "eval_every": 1}
+    demo = demo_config("vat+ns3l", 1000, seed=1, logdir="x")
+    assert [demo.value(n) for n in realistic_presets.SCHEDULE] == [1000, 650, 250, 100]
+    assert demo.settings["train_steps"].source == "NS3L §4.1; scaled ×0.005"

@@ -43,6 +43,10 @@ def command_flags() -> tuple[flags.FlagValues, SimpleNamespace]:
     define.integer("steps_per_call", 1, "train steps per compiled call (helps small models)")
     define.integer("profile_step", 0, "write a TensorBoard profile of this step (0: none)")
     define.bool("print_config", False, "print the resolved configuration and exit")
+    define.float(
+        "schedule_scale", 1.0, "shorten the whole schedule: every length and period × this "
+        "factor in (0, 1], the sweep's --scale rule (0.005: the paper's 200k steps in 1k)",
+    )  # fmt: skip
     return values, define
 
 

@@ -4,6 +4,7 @@ Both stacks resolve their flags against their presets into a `RunConfig` (a stac
 fields in a subclass); config.json, results.json and `--print_config` are written from it."""
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from ns3l.errors import UsageError
@@ -119,6 +120,37 @@ class RunConfig:
         return record | {name: s.value for name, s in self.settings.items()}
 
 
+def scale_schedule(
+    values: Mapping[str, int], schedule: Sequence[str], scale: float
+) -> dict[str, int]:
+    """The one rule that shortens a run (the trainers' --schedule_scale, the sweep's --scale, the
+    demo): every value of `schedule` (a stack's run length first, its evaluation period last)
+    times `scale`, rounded, at least 1 (a 0, no warm-up, stays 0), with the period at most the
+    run's length so a short run still evaluates. The paper's 200,000 steps × 0.005: 1,000 steps,
+    warm-up 250, LR decay at 650."""
+    schedule = [name for name in schedule if name in values]  # supervised has no warm-up
+    scaled = {name: max(1, round(values[name] * scale)) if values[name] else 0 for name in schedule}
+    length, period = schedule[0], schedule[-1]
+    scaled[period] = min(scaled[period], scaled[length])
+    return scaled
+
+
+def scaled_settings(
+    settings: dict[str, Setting], schedule: Sequence[str], scale: float
+) -> dict[str, Setting]:
+    """`settings` with `schedule` scaled by `scale_schedule`, each source saying so; a UsageError
+    for a scale outside (0, 1]."""
+    if not 0 < scale <= 1:
+        raise UsageError(f"--schedule_scale={scale:g}: expected a factor in (0, 1]")
+    if scale == 1:
+        return settings
+    values = scale_schedule({name: s.value for name, s in settings.items()}, schedule, scale)
+    return settings | {
+        name: Setting(value, f"{settings[name].source}; scaled ×{scale:g}")
+        for name, value in values.items()
+    }
+
+
 # (a schedule length, the run length it must fit in, what it is): a shortened run that keeps the
 # paper's schedule never finishes its ramp-up or never decays its LR; `schedule_warnings` says so.
 SCHEDULES = (
@@ -130,19 +162,17 @@ SCHEDULES = (
 
 def schedule_warnings(config: RunConfig) -> list[str]:
     """One line per schedule that lies beyond the run (`--train_steps=1500` with the paper's
-    50,000-step ramp-up); none for a ramp-up the method does not have (supervised)."""
+    50,000-step ramp-up); none for a setting the method does not have (supervised's ramp-up)."""
     lines = []
     for length, run, what in SCHEDULES:
         if length not in config.settings or run not in config.settings:
-            continue
-        if config.method == "supervised" and "warmup" in length:
             continue
         value, total = config.value(length), config.value(run)
         if value > total:
             lines.append(
                 f"warning: --{length}={value} ({what}) lies beyond --{run}={total}: the run never "
-                f"gets there; shorten it with the run (`python -m scripts.sweep --scale` scales "
-                "every schedule together)"
+                f"gets there; shorten every schedule with the run: --schedule_scale (e.g. 0.01: "
+                "1% of each length)"
             )
     return lines
 

@@ -11,7 +11,7 @@ from mixmatch.config import RunConfig
 from mixmatch.data import prepare, train_batches
 from mixmatch.loop import train
 from ns3l.training.datasets import svhn_digit_to_mixmatch
-from tests.ns3l.test_summaries import read_scalars
+from tests.ns3l.test_summaries import read_hparams, read_scalars
 
 
 def tiny_config(method, logdir, iterations=4, **changes) -> RunConfig:
@@ -36,10 +36,19 @@ def test_both_methods_run_on_digits(method, tmp_path):
     assert result["metrics"]["median_test_error_last1"] == errors[-1]
     assert result["metrics"]["median_test_error_last20"] == pytest.approx(np.median(errors))
     assert ("ns3l_weight" in result["config"]) == (method == "mixmatch+ns3l")
-    tags = {tag for tag, _, _ in read_scalars(tmp_path)}
-    assert {"losses/xe", "losses/l2u", "w_match", "test_error"} <= tags
-    assert ("ns3l/negatives_per_row" in tags) == (method == "mixmatch+ns3l")
-    assert not any(tag.startswith("losses/count") for tag in tags)
+    logged = read_scalars(tmp_path)
+    terms = ["xe", "l2u", *(["ns3l"] if method == "mixmatch+ns3l" else [])]
+    want = {"loss/total", "lr", "error/test", "error/valid", "error/train_labeled",
+            *(f"{kind}/{t}" for t in terms for kind in ("loss", "loss_unweighted")),
+            *(f"weight/{t}" for t in terms[1:])}  # fmt: skip
+    want |= {"ns3l/negatives_per_row"} if method == "mixmatch+ns3l" else set()
+    assert {tag for tag, _, _ in logged} == want  # the Oliver stack's names (tests/realistic_ssl)
+    assert [step for tag, step, _ in logged if tag == "loss/total"] == list(range(1, 9))
+    # λ_U ramps over warmup_kimg = 2 (8 iterations of 256): (step - 1) / 8 of w_match.
+    l2u = [(step, value) for tag, step, value in logged if tag == "weight/l2u"]
+    w_match = result["config"]["w_match"]
+    assert l2u == [(s, pytest.approx(w_match * (s - 1) / 8)) for s in range(1, 9)]
+    assert read_hparams(tmp_path)["method"] == method
     split = json.loads((tmp_path / "split.json").read_text())
     assert split["rule"] == "mixmatch: create_split, seed 2" == result["split_rule"]
     assert len(split["labeled"]) == 50 and len(split["valid"]) == 1

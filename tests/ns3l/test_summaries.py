@@ -1,7 +1,16 @@
 import numpy as np
 import tensorflow as tf
+from tensorboard.plugins.hparams import plugin_data_pb2
 
-from ns3l.training.summaries import ProgressPrinter, ScalarWriter, format_duration, format_progress
+from ns3l.training.summaries import (
+    ProgressPrinter,
+    ScalarWriter,
+    evaluation_scalars,
+    format_duration,
+    format_progress,
+    summary_every,
+    training_scalars,
+)
 
 
 def read_scalars(logdir):
@@ -10,6 +19,8 @@ def read_scalars(logdir):
     for path in sorted(logdir.glob("events.out.tfevents.*")):
         for event in tf.compat.v1.train.summary_iterator(str(path)):
             for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "hparams":
+                    continue
                 got.append((value.tag, event.step, tf.make_ndarray(value.tensor).item()))
     return got
 
@@ -27,6 +38,51 @@ def test_scalars_are_read_back_with_their_steps(tmp_path):
         ]
 
 
+def read_hparams(logdir) -> dict:
+    """The HParams plugin's session-start record in the event files of `logdir`."""
+    for path in sorted(logdir.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "hparams":
+                    data = plugin_data_pb2.HParamsPluginData.FromString(
+                        value.metadata.plugin_data.content
+                    )
+                    if data.HasField("session_start_info"):
+                        info = data.session_start_info
+                        got = {}
+                        for name, v in info.hparams.items():
+                            got[name] = getattr(v, v.WhichOneof("kind"))
+                        return {"trial": info.group_name, **got}
+    raise AssertionError(f"no hparams in {logdir}")
+
+
+def test_hparams_are_written_for_the_plugins_table(tmp_path):
+    with ScalarWriter(tmp_path) as writer:
+        writer.hparams({"lr": 0.003, "method": "vat+ns3l", "ns3l_ramp": True, "folds": None}, "r1")
+    assert read_hparams(tmp_path) == {
+        "trial": "r1", "lr": 0.003, "method": "vat+ns3l", "ns3l_ramp": True, "folds": "None",
+    }  # fmt: skip
+
+
+def test_training_tags_weighted_unweighted_and_weights():
+    stats = {"total": 1.5, "xe": 0.5, "vat": 1.0, "raw/xe": 0.5, "raw/vat": 4.0,
+             "count/rows_u": 50.0}  # fmt: skip
+    assert training_scalars(stats, {"vat": 0.25}, lr=0.003) == {
+        "loss/total": 1.5, "loss/xe": 0.5, "loss/vat": 1.0, "loss_unweighted/xe": 0.5,
+        "loss_unweighted/vat": 4.0, "weight/vat": 0.25, "lr": 0.003,
+    }  # fmt: skip
+
+
+def test_evaluation_tags_name_the_split():
+    entry = {"step": 5, "kimg": 1.25, "valid_error": 10.0, "test_error": None, "train_error": 2.0}
+    assert evaluation_scalars(entry) == {"error/valid": 10.0, "error/train": 2.0}
+
+
+def test_summary_cadence_draws_a_short_run():
+    assert [summary_every(n) for n in (1, 8, 200, 1_000, 200_000)] == [1, 1, 2, 10, 100]
+    assert len(range(0, 200, summary_every(200))) == 100  # a 200-step run: 100 points, not 2
+
+
 def test_scalars_are_stored_as_float32(tmp_path):
     with ScalarWriter(tmp_path) as writer:
         writer.write(7, {"lr": 0.1})
@@ -39,11 +95,12 @@ def test_progress_line_from_hand_values():
         200_000,
         elapsed_seconds=100.0,
         batch_size=100,
-        losses={"xent": 0.693147, "consistency": tf.constant(0.0125)},
-        eval_error=12.5,
+        losses={"xe": 0.693147, "consistency": tf.constant(0.0125)},
+        errors={"valid_error": 12.5, "test_error": 13.25},
     )
     assert line == (
-        "step 1000/200000  1000 img/s  xent 0.6931  consistency 0.0125  error 12.50%  ETA 5h31m40s"
+        "step 1000/200000  1000 img/s  xe 0.6931  consistency 0.0125  valid_error 12.50%  "
+        "test_error 13.25%  ETA 5h31m40s"
     )
 
 
@@ -103,12 +160,13 @@ def test_printer_forces_and_repeats_the_latest_eval_error():
     printed = []
     printer = ProgressPrinter(100, 50, clock=lambda: now[0], write=printed.append)
     now[0] = 10.0
-    printer.update(10, eval_error=40.0)
+    printer.update(10, errors={"valid_error": 40.0, "test_error": 41.0})
     now[0] = 15.0
     assert printer.update(15) is None
     now[0] = 21.0
-    printer.update(21, force=True)  # 11 steps in 11 s since the first call: 50 img/s
-    assert printed == [
-        "step 10/100  ? img/s  error 40.00%  elapsed 10s  ETA ?",
-        "step 21/100  50 img/s  error 40.00%  elapsed 21s  ETA 1m19s",
+    # [PT] tests only on improvement: None keeps the latest test error.
+    printer.update(21, errors={"valid_error": 39.0, "test_error": None}, force=True)
+    assert printed == [  # 11 steps in 11 s since the first call: 50 img/s
+        "step 10/100  ? img/s  valid_error 40.00%  test_error 41.00%  elapsed 10s  ETA ?",
+        "step 21/100  50 img/s  valid_error 39.00%  test_error 41.00%  elapsed 21s  ETA 1m19s",
     ]

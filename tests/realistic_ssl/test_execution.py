@@ -61,11 +61,13 @@ def two_steps(method: str, jit_compile: bool, policy: str = "float32", **overrid
 def test_the_xla_step_computes_the_plain_step(method):
     plain, plain_weights = two_steps(method, jit_compile=False)
     xla, xla_weights = two_steps(method, jit_compile=True)
-    terms = [name for name in plain[1] if not name.startswith("count/")]
-    assert len(terms) == len(method.split("+")) + 2 - (method == "supervised")  # + xent, total
+    terms = [name for name in plain[1] if "/" not in name]  # the weighted terms and the total
+    assert len(terms) == len(method.split("+")) + 2 - (method == "supervised")  # + xe, total
+    raw = [name for name in plain[1] if name.startswith("raw/")]  # each term, unweighted
+    assert len(raw) == len(terms) - 1
     for got, want in zip(xla, plain, strict=True):
         assert got.keys() == want.keys()
-        for name in terms if method not in DRAWS_NORMALS else ["xent"]:
+        for name in terms if method not in DRAWS_NORMALS else ["xe"]:
             np.testing.assert_allclose(got[name], want[name], rtol=2e-4, atol=1e-6, err_msg=name)
     if method in DRAWS_NORMALS:  # another random direction: the same size of penalty
         np.testing.assert_allclose(xla[1]["vat"], plain[1]["vat"], rtol=0.5)
@@ -97,7 +99,7 @@ def test_a_bfloat16_step_stays_near_the_float32_step():
     full, _ = two_steps("pi+ns3l", jit_compile=False, ns3l_threshold=0.5)
     mixed, _ = two_steps("pi+ns3l", jit_compile=False, policy="mixed_bfloat16", ns3l_threshold=0.5)
     for got, want in zip(mixed, full, strict=True):
-        for name in ("xent", "pi", "ns3l"):  # bfloat16 keeps 8 bits of mantissa: about 1 %
+        for name in ("xe", "pi", "ns3l"):  # bfloat16 keeps 8 bits of mantissa: about 1 %
             np.testing.assert_allclose(got[name], want[name], rtol=0.05, err_msg=name)
 
 

@@ -17,6 +17,7 @@ from realistic_ssl.config import RunConfig
 from realistic_ssl.data import PreparedData, prepare, train_batches
 from realistic_ssl.loop import train
 from realistic_ssl.step import RealisticSSLTrainer
+from tests.ns3l.test_summaries import read_hparams, read_scalars
 
 
 def tiny_config(
@@ -54,7 +55,22 @@ def test_every_paper_method_runs_on_digits(method, protocol, tmp_path):
     split = json.loads((tmp_path / "split.json").read_text())
     assert split["rule"].startswith(f"oliver-{protocol}:") and len(split["labeled"]) == 50
     assert split["rule"] == result["split_rule"]
-    assert list(tmp_path.glob("events.out.tfevents.*"))
+    logged = read_scalars(tmp_path)
+    terms = [] if method == "supervised" else method.split("+")
+    want = {"loss/total", "loss/xe", "loss_unweighted/xe", "lr", "ramp", "error/valid",
+            "error/test", *(f"{kind}/{t}" for t in terms for kind in ("loss", "loss_unweighted",
+            "weight"))}  # fmt: skip
+    want |= {"error/train"} if protocol == "tf" else set()
+    want |= (
+        {"ns3l/negatives_per_row", "ns3l/true_class_among_negatives_l"}
+        if "ns3l" in terms
+        else set()
+    )
+    assert {tag for tag, _, _ in logged} == want
+    assert [step for tag, step, _ in logged if tag == "loss/total"] == [1, 2, 3, 4]  # every step
+    hparams = read_hparams(tmp_path)
+    assert (hparams["trial"], hparams["method"]) == (str(tmp_path), method)
+    assert hparams["lr"] == result["config"]["lr"]
     written = json.loads((tmp_path / "results.json").read_text())["provenance"]
     assert written["versions"]["tensorflow"] == tf.__version__ and "CPU:0" in written["devices"]
     root = Path(__file__).parents[2]
@@ -201,7 +217,7 @@ def wrn_step(strategy, data: PreparedData, replicas: int, synchronized_bn: bool)
     step = compiled_step(strategy, trainer.train_step)
     # Two steps: the losses of the second depend on the weights after the first, which alone are
     # little evidence (Adam's first step is about ±lr whatever the gradient's size).
-    losses = [[float(s["xent"]), float(s["ns3l"])] for s in (step(next(batches)) for _ in "ab")]
+    losses = [[float(s["xe"]), float(s["ns3l"])] for s in (step(next(batches)) for _ in "ab")]
     moving = [v.numpy() for v in model.non_trainable_weights if "moving" in v.path]
     return losses, moving, [v.numpy() for v in model.trainable_weights]
 

@@ -68,7 +68,7 @@ def test_every_term_is_divided_by_the_whole_batch():
     p = np.exp(logits - logits.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
     xent = -np.log(p[np.arange(4), [0, 1, 2, 3]]).sum() / 8  # 4 labeled rows over B = 8
-    np.testing.assert_allclose(float(stats["xent"]), xent, rtol=1e-5)
+    np.testing.assert_allclose(float(stats["xe"]), xent, rtol=1e-5)
     # The stand-in has no augmentation, so the second view equals the first: ℓ = -log(1 - s).
     s = (p * (p < 0.2)).sum(axis=1)  # K = 4: some class is >= 0.25, never all negative
     ns3l = -np.log(1 - s[4:]).sum() / 8  # unlabeled rows only, over B = 8

@@ -85,13 +85,14 @@ def test_a_task_signalled_before_its_time_limit_checkpoints_is_requeued_and_resu
     text = log.read_text()
     starts = text.count("\n== 20")
     # Each slot but the last ends requeued: the trainer saved and exited 143, or (on a machine
-    # slow enough that the signal came while it was still starting) died by SIGTERM.
-    requeued = re.findall(r"^== exit (143|-15) \(requeued\)$", text, re.M)
+    # slow enough that the signal came while it was still starting) died by SIGTERM, or (on a
+    # loaded one) finished just as the signal came, and the requeued slot finds it finished.
+    requeued = re.findall(r"^== exit (143|-15|0) \(requeued\)$", text, re.M)
     assert starts >= 2 and len(requeued) == starts - 1 and "143" in requeued, text
-    assert text.count("== exit 0") == 1
+    assert len(re.findall(r"^== exit 0$", text, re.M)) == 1 and text.count("\nfinished: ") == 1
     stopped = int(re.findall(r"stopped by SIGTERM at step (\d+)", text)[-1])
-    second_start = text[text.rindex(" job ") :]
-    first_step = int(re.search(r"^step (\d+)/200", second_start, re.M)[1])
+    after_stop = text[text.rindex("stopped by SIGTERM") :]
+    first_step = int(re.search(r"^step (\d+)/200", after_stop, re.M)[1])
     assert 0 < stopped < 200 and first_step == stopped + 1  # resumed from its checkpoint
     assert [h["step"] for h in results["history"]] == [100, 200]
 

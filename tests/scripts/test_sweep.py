@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from realistic_ssl import presets as realistic_presets
 from scripts import sweep
 from scripts.tables import TABLE1_METHODS, TABLES, Cell, Table
 
@@ -138,7 +139,7 @@ def test_scale_shortens_the_schedule_and_keeps_an_evaluation():
     table = TABLES["table1"]
     vat = Cell("realistic_ssl", "cifar10", 4000, "vat", protocol="tf")
     argv = sweep.command(vat, 1, Path("x"), table, scale=0.01, python="python")
-    assert {k: flags(argv)[k] for k in sweep.SCHEDULES["realistic_ssl"]} == {
+    assert {k: flags(argv)[k] for k in realistic_presets.SCHEDULE} == {
         "train_steps": "2000", "lr_decay_steps": "1300", "warmup_steps": "500", "eval_every": "50",
     }  # fmt: skip
     # [PT] evaluates every 25,000 steps: 250 at ×0.01, the protocol's own cadence scaled.
