@@ -1,4 +1,4 @@
-"""Train one MixMatch run (NS3L Tables 3-5, Figure 3): `python -m mixmatch.train`.
+r"""Train one MixMatch run (NS3L Tables 3-5, Figure 3): `python -m mixmatch.train`.
 
     python -m mixmatch.train --dataset=cifar10 --n_labeled=250 --seed=1 \
         --method=mixmatch+ns3l --logdir=runs/y
@@ -23,7 +23,7 @@ import sys
 from mixmatch import presets
 from mixmatch.config import RunConfig
 from ns3l.errors import UsageError
-from ns3l.training.cli import command_flags, run_command, shared_options
+from ns3l.training.cli import command_flags, field_sources, run_command, shared_options
 from ns3l.training.settings import scaled_settings
 
 FLAGS, define = command_flags()  # data_dir, download, strategy, sync_bn, deterministic, ...
@@ -39,6 +39,7 @@ define.float("lr", None, "Adam learning rate, constant (0.002)")
 define.float("wd", None, "decoupled weight decay; kernels × (1 - wd·lr) per step (0.02)")
 define.float("ema", None, "EMA decay of the evaluated weights (0.999)")
 define.integer("batch", None, "labeled batch = unlabeled batch (64)")
+define.float("sharpen_temperature", None, "T of the guessed labels' sharpening (0.5, hard-coded)")
 define.float("ns3l_weight", None, "λ1 (5 CIFAR-10-250, 10 CIFAR-10-4000, 2 SVHN, STL-10)")
 define.float("ns3l_threshold", None, "NS3L threshold T on the mixed targets (0.05)")
 define.bool("ns3l_ramp", None, "ramp λ1 like λ_U (default: constant)")
@@ -81,8 +82,31 @@ HPARAM_FLAGS = {
     "ns3l_ramp": "ns3l_ramp", "train_kimg": "train_kimg", "report_kimg": "report_kimg",
     "warmup_kimg": "warmup_kimg", "filters": "filters", "scales": "scales", "repeat": "repeat",
     "bn_momentum": "bn_momentum", "ema_order": "ema_order", "ns3l_numerics": "ns3l_numerics",
-    "n_labeled": "n_labeled", "n_valid": "n_valid",
+    "n_labeled": "n_labeled", "n_valid": "n_valid", "sharpen_temperature": "sharpen_temperature",
 }  # fmt: skip
+
+
+# --help, one group per method's flags (ns3l/training/cli.py adds data, execution, output).
+HELP_GROUPS = (
+    ("run", ("method", "dataset", "seed", "logdir", "n_labeled", "n_valid", "stl10_folds")),
+    ("MixMatch", ("beta", "w_match", "sharpen_temperature", "lr", "wd", "ema", "ema_order",
+                  "batch")),
+    ("schedule", ("train_kimg", "schedule_scale", "warmup_kimg", "report_kimg")),
+    ("NS3L (--method=mixmatch+ns3l)", ("ns3l_weight", "ns3l_threshold", "ns3l_ramp",
+                                       "ns3l_numerics")),
+    ("network", ("model_size", "filters", "scales", "repeat", "bn_momentum")),
+)  # fmt: skip
+
+
+# Why each field outside the presets has its default (--print_config).
+FIELD_DEFAULTS = {
+    "method": "default: mixmatch",
+    "dataset": "default: the embedded digits set (offline)",
+    "seed": "default: 1 (the paper averages seeds 1-5)",
+    "logdir": "default: runs/<dataset>.<seed>@<n_labeled>-<n_valid>/<method>",
+    "model_size": "default: standard, the ResNet of spec §2.1 (filters and wd below)",
+    "stl10_folds": "default: STL-10's labeled set drawn by create_split (spec §1)",
+}
 
 
 def config_from_flags() -> RunConfig:
@@ -99,7 +123,9 @@ def config_from_flags() -> RunConfig:
     logdir = FLAGS.logdir or f"runs/{FLAGS.dataset}.{FLAGS.seed}@{n_labeled}-{n_valid}/{method}"
     return RunConfig(
         method=method, dataset=FLAGS.dataset, seed=FLAGS.seed, logdir=logdir, settings=settings,
-        model_size=FLAGS.model_size, stl10_folds=FLAGS.stl10_folds, **shared_options(FLAGS),
+        model_size=FLAGS.model_size, stl10_folds=FLAGS.stl10_folds,
+        field_sources=field_sources(FLAGS, FIELD_DEFAULTS), flag_names=presets.FLAG_NAMES,
+        **shared_options(FLAGS),
     )  # fmt: skip
 
 
@@ -107,7 +133,7 @@ def main() -> None:
     """The command (`python -m mixmatch.train`, or the installed `ns3l-mixmatch`)."""
     run_command(
         sys.argv, FLAGS, __doc__, config_from_flags,
-        lambda: importlib.import_module("mixmatch.loop").train,
+        lambda: importlib.import_module("mixmatch.loop").train, HELP_GROUPS,
     )  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""Train one Oliver-stack run (NS3L Tables 1-2): `python -m realistic_ssl.train --method=vat+ns3l`.
+r"""Train one Oliver-stack run (NS3L Tables 1-2): `python -m realistic_ssl.train --method=vat+ns3l`.
 
     python -m realistic_ssl.train --dataset=cifar10 --n_labeled=4000 --seed=1 \
         --method=vat+ns3l --logdir=runs/x
@@ -24,7 +24,7 @@ import sys
 from absl import flags
 
 from ns3l.errors import UsageError
-from ns3l.training.cli import command_flags, run_command, shared_options
+from ns3l.training.cli import command_flags, field_sources, run_command, shared_options
 from ns3l.training.settings import scaled_settings
 from realistic_ssl import presets
 from realistic_ssl.config import RunConfig
@@ -160,6 +160,38 @@ HPARAM_FLAGS = (
 )  # fmt: skip
 
 
+# --help, one group per method's flags (ns3l/training/cli.py adds data, execution, output).
+HELP_GROUPS = (
+    ("run", ("method", "protocol", "dataset", "seed", "logdir", "n_labeled", "n_valid")),
+    ("schedule and optimizer", ("train_steps", "schedule_scale", "lr", "lr_decay_steps",
+                                "lr_decay_rate", "warmup_steps", "batch_size", "eval_every")),
+    ("NS3L (--method=ns3l, or +ns3l)", ("ns3l_weight", "ns3l_threshold", "ns3l_ramp",
+                                        "ns3l_numerics")),
+    ("VAT and VAT+EntMin (vat, vat+em)", ("vat_weight", "vat_epsilon", "vat_eps", "vat_xi",
+                                          "em_weight", "em_pass")),
+    ("Π-model (pi)", ("pi_weight", "pi_gradient")),
+    ("Mean Teacher (mt)", ("mt_weight", "mt_ema", "mt_ema_schedule", "mt_ema_order")),
+    ("Pseudo-Label (pl)", ("pl_weight", "pl_threshold", "pl_variant")),
+    ("network", ("wrn_depth", "wrn_width", "bn_momentum", "bn_epsilon", "stride2_padding",
+                 "dense_init")),
+    ("data and evaluation protocol (spec §8 rows; --protocol sets each)",
+     ("split_rule", "unlabeled_includes_labeled", "augment_per", "ramp_counting", "lr_decay",
+      "eval_test", "eval_train")),
+)  # fmt: skip
+
+
+# Why each field outside the presets has its default (--print_config).
+FIELD_DEFAULTS = {
+    "method": "flag",
+    "dataset": "default: the embedded digits set (offline)",
+    "seed": "default: 1 (the paper averages seeds 1-5)",
+    "logdir": "default: runs/<dataset>.<seed>@<n_labeled>/<protocol>/<method>",
+    "protocol": "default: pt, the port the paper's numbers most likely came from (spec §8)",
+    "wrn_depth": "spec §2: WRN-28-2 (Oliver et al. §4)",
+    "wrn_width": "spec §2: WRN-28-2 (Oliver et al. §4)",
+}
+
+
 def config_from_flags() -> RunConfig:
     """Resolves the flags against the presets; UsageError on any bad value."""
     if FLAGS.method is None:
@@ -178,7 +210,7 @@ def config_from_flags() -> RunConfig:
     return RunConfig(
         method=method, dataset=FLAGS.dataset, seed=FLAGS.seed, logdir=logdir, settings=settings,
         protocol=FLAGS.protocol, wrn_depth=FLAGS.wrn_depth, wrn_width=FLAGS.wrn_width,
-        **shared_options(FLAGS),
+        field_sources=field_sources(FLAGS, FIELD_DEFAULTS), **shared_options(FLAGS),
     )  # fmt: skip
 
 
@@ -186,7 +218,7 @@ def main() -> None:
     """The command (`python -m realistic_ssl.train`, or the installed `ns3l-realistic-ssl`)."""
     run_command(
         sys.argv, FLAGS, __doc__, config_from_flags,
-        lambda: importlib.import_module("realistic_ssl.loop").train,
+        lambda: importlib.import_module("realistic_ssl.loop").train, HELP_GROUPS,
     )  # fmt: skip
 
 

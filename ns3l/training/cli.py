@@ -2,6 +2,7 @@
 
 import functools
 import sys
+import textwrap
 from collections.abc import Callable
 from types import SimpleNamespace
 
@@ -50,6 +51,55 @@ def command_flags() -> tuple[flags.FlagValues, SimpleNamespace]:
     return values, define
 
 
+# The --help groups of the flags `command_flags` defines, after the stack's own groups; the
+# stacks list --schedule_scale with their schedule.
+SHARED_GROUPS = (
+    ("data", ("data_dir", "download")),
+    ("execution", ("strategy", "sync_bn", "deterministic", "xla", "mixed_precision",
+                   "steps_per_call", "profile_step")),
+    ("output", ("print_config", "verbose")),
+)  # fmt: skip
+
+
+def format_help(
+    usage: str, values: flags.FlagValues, groups: tuple[tuple[str, tuple[str, ...]], ...]
+) -> str:
+    """`--help`: the module's docstring, then every flag once, under its group's title, with its
+    default. `groups` are the stack's own, before `SHARED_GROUPS`; a flag in no
+    group or in two is a ValueError (the tests hold both commands to it)."""
+    groups = (*groups, *SHARED_GROUPS)
+    listed = [name for _, names in groups for name in names]
+    unlisted = sorted(set(values) - set(listed))
+    twice = sorted({name for name in listed if listed.count(name) > 1})
+    unknown = sorted(set(listed) - set(values))
+    if unlisted or twice or unknown:
+        raise ValueError(f"--help groups: unlisted {unlisted}, twice {twice}, unknown {unknown}")
+    lines = [usage.rstrip(), ""]
+    for title, names in groups:
+        lines.append(f"{title}:")
+        for name in names:
+            flag = values[name]
+            text = flag.help  # absl starts an enum's help with its choices, <pt|tf>
+            if flag.default is not None and flag.default is not False:
+                text += f" (default: {flag.default})"
+            lines += textwrap.wrap(
+                f"--{name}: {text}", 100, initial_indent="  ", subsequent_indent="      "
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def field_sources(values: flags.FlagValues, defaults: dict[str, str]) -> dict[str, str]:
+    """The source of each RunConfig field a flag sets: "flag" where the command line gave it,
+    else its entry of `defaults` (why that default), for `--print_config`."""
+    shared = {"data_dir": "default: $TFDS_DATA_DIR, else ~/tensorflow_datasets",
+              "download": "default: never download (offline-safe)"}  # fmt: skip
+    return {
+        name: "flag" if values[name].present else reason
+        for name, reason in (shared | defaults).items()
+    }
+
+
 def shared_options(values: flags.FlagValues) -> dict:
     """The RunConfig fields of the flags `command_flags` defines, checked: UsageError on a bad
     value."""
@@ -68,14 +118,16 @@ def run_command(
     usage: str,
     config_from_flags: Callable[[], RunConfig],
     load_train: Callable[[], Callable[[RunConfig], object]],
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = (),
 ) -> None:
     """Parse, resolve, then train (or `--print_config`). Bad input of any kind ends in one line
     on stderr and exit status 2; a run stopped by a signal (checkpoint saved) in one line and
     128 + the signal's number; a diverged run in one line and 3; a multi-worker run that lost a
     worker in one line and 4. `load_train` imports the training loop only when it is needed, so
-    `--help` and `--print_config` answer without starting TensorFlow's devices."""
+    `--help` and `--print_config` answer without starting TensorFlow's devices; `groups` are
+    the stack's --help groups (`format_help`)."""
     if any(arg in ("-h", "--help", "--helpfull") for arg in argv[1:]):
-        print(usage, flag_values.get_help(), sep="\n")
+        print(format_help(usage, flag_values, groups))
         return
     try:
         rest = flag_values(argv)

@@ -110,13 +110,19 @@ class RunConfig:
     mixed_precision: bool = False
     steps_per_call: int = 1
     profile_step: int = 0
+    # For --print_config: the source of each field that is not a setting (method, dataset, the
+    # network size, ...), and the flag of each setting whose flag has another name (MixMatch's
+    # --beta). Neither is recorded.
+    field_sources: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
+    flag_names: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
     def value(self, name: str) -> float | int | bool | str:
         return self.settings[name].value
 
     def as_json(self) -> dict:
         """The configuration as results.json and config.json record it (values only)."""
-        record = {k: v for k, v in asdict(self).items() if k != "settings"}
+        unrecorded = ("settings", "field_sources", "flag_names")
+        record = {k: v for k, v in asdict(self).items() if k not in unrecorded}
         return record | {name: s.value for name, s in self.settings.items()}
 
 
@@ -182,12 +188,18 @@ EXECUTION = ("strategy", "sync_bn", "deterministic", "xla", "mixed_precision", "
 
 
 def format_config(config: RunConfig) -> str:
-    """`--print_config`: the run's identity and the stack's own fields (e.g. its protocol), how
-    its steps execute, then one line per setting: name, value, source."""
-    skipped = {"settings", "data_dir", "download", *EXECUTION}
+    """`--print_config`: every value config.json records, by the flag that sets it, with its
+    source: the run's identity and the stack's own fields (protocol, network size, ...), how its
+    steps execute, then one line per setting."""
+    skipped = {"settings", "field_sources", "flag_names", *EXECUTION}
     fields = [f.name for f in dataclasses.fields(config) if f.name not in skipped]
-    lines = [f"{k:<28}{getattr(config, k)}" for k in fields]
-    lines.append(f"{'execution':<28}" + " ".join(f"{k}={getattr(config, k)}" for k in EXECUTION))
-    width = max([12, *(len(str(s.value)) for s in config.settings.values())]) + 2
-    lines += [f"{k:<28}{s.value!s:<{width}}{s.source}" for k, s in sorted(config.settings.items())]
-    return "\n".join(lines)
+    rows = [(name, getattr(config, name), config.field_sources.get(name, "")) for name in fields]
+    execution = " ".join(f"{k}={getattr(config, k)}" for k in EXECUTION)
+    rows.append(("execution", execution, ""))
+    rows += sorted((config.flag_names.get(name, name), s.value, s.source)
+                   for name, s in config.settings.items())  # fmt: skip
+    width = max([12, *(len(str(value)) for name, value, _ in rows if name != "execution")]) + 2
+    return "\n".join(
+        f"{name:<28}{value}" if name == "execution" else f"{name:<28}{value!s:<{width}}{source}"
+        for name, value, source in rows
+    )
