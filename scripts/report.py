@@ -147,9 +147,9 @@ def papers_note(published: Published, original: Published, summary: Summary) -> 
 def own_variant(table: Table, cell: Cell) -> Variant | None:
     """The variant every run of a table with its own flags (the mini and demo tables) has in
     `cell`; None for a paper table, which shows each variant of its cells."""
-    flags = table.flags.get(cell.stack)
-    if not flags:
+    if not table.flags.get(cell.stack):
         return None
+    flags = table.flags_of(cell)
     expected = expected_config(cell.stack, cell.dataset, cell.n_labeled, cell.method,
                                cell.protocol)  # fmt: skip
     return tuple((k, v) for k, v in deviation_of(dict(flags), expected) if k not in GRID_KEYS)

@@ -16,6 +16,8 @@ per GPU at a time; without a GPU, one at a time.
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads (with the presets)
+if __name__ == "__main__":  # TensorFlow's C++ lines filtered, as the trainers do (ns3l/__init__.py)
+    os.environ["NS3L_NATIVE_LOGS"] = "filter"
 
 import argparse
 import importlib
@@ -32,10 +34,12 @@ from pathlib import Path
 from absl import flags
 
 from ns3l.errors import UsageError
+from ns3l.training.datasets import missing_data
 from ns3l.training.results import read_json
 from ns3l.training.settings import DERIVED_KEYS, MUTABLE_KEYS, RunConfig, scale_schedule
 from scripts import scheduler, slurm
 from scripts import status as run_status
+from scripts.compute import estimate_line
 from scripts.status import LOG_FILE, SLURM_JOB_FILE
 from scripts.tables import (
     DEFAULT_PROTOCOL,
@@ -94,7 +98,8 @@ def command(
         argv.append(f"--protocol={cell.protocol}")
     if data_dir:
         argv.append(f"--data_dir={data_dir}")
-    flags = dict(table.flags.get(cell.stack, {})) | dict(cell.grid)
+    flags = table.flags_of(cell)
+    flags |= dict(cell.grid)
     if scale != 1:
         flags |= scaled_schedule(cell, flags, scale)
     return (*argv, *(f"--{name}={value}" for name, value in flags.items()), *execution)
@@ -219,6 +224,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({counts['resume']} resumed), {counts['finished']} finished, "
         f"{counts['conflict']} conflicts, {counts['diverged']} diverged{busy}; {device}"
     )
+    for name in sorted({run.cell.dataset for run in todo}):
+        missing = missing_data(name, args.data_dir)
+        if missing:
+            print(f"# warning: {missing}", file=sys.stderr)
+    if todo:
+        device, slots = ("gpu", options.max_parallel or len(todo)) if options else (
+            ("gpu", len(gpus)) if gpus else ("cpu", 1))  # fmt: skip
+        done = [(resolved_config(run.argv), steps_done(run)) for run in todo]
+        print(estimate_line(done, device, slots))
     refused = counts["conflict"] + counts["diverged"]
     if options is not None and todo:
         if args.dry_run:
@@ -242,6 +256,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         report.main([str(root)])
     return 1 if failed or refused else 0
+
+
+def steps_done(run: Run) -> int:
+    """The steps a run to resume has behind it (its results.json), 0 for a new one."""
+    results, _ = read_json(run.logdir / "results.json")
+    return int(results.get("step", 0)) if isinstance(results, dict) else 0
 
 
 def in_progress(runs: Sequence[Run], states: list) -> list:

@@ -72,6 +72,14 @@ class Table:
     flags: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     default_root: str = "runs/paper"
 
+    def flags_of(self, cell: "Cell") -> dict[str, object]:
+        """The table's flags for `cell`'s stack, less the ramp-up a supervised run does not
+        have (its train command refuses them)."""
+        flags = dict(self.flags.get(cell.stack, {}))
+        if cell.method == "supervised":
+            flags = {k: v for k, v in flags.items() if k not in realistic_presets.RAMP_ONLY}
+        return flags
+
     def with_protocol(self, protocol: str) -> "Table":
         """The table with its Oliver-stack cells in `protocol`."""
         cells = tuple(cell.with_protocol(protocol) for cell in self.cells)

@@ -79,6 +79,15 @@ def load_dataset(name: str, data_dir: str | None = None, download: bool = False)
     )
 
 
+def missing_data(name: str, data_dir: str | None = None) -> str | None:
+    """None when `name` can be read here (digits, or TFDS data prepared in `data_dir`), else the
+    one line that says how to prepare it: what a sweep's dry run warns about before any run."""
+    if name == "digits":
+        return None
+    builder = _builder(name, TFDS_SOURCES.get(name, (name, None))[0], data_dir)
+    return None if builder.is_prepared() else str(_not_prepared(name, builder))
+
+
 def resolve_data_dir(data_dir: str | None = None) -> str:
     """The TFDS data directory a run reads: `data_dir`, else $TFDS_DATA_DIR, else
     ~/tensorflow_datasets: TFDS's own rule, made explicit so messages and caches can name it."""

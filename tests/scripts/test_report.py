@@ -297,7 +297,8 @@ def test_two_small_tables_sharing_a_cell_show_only_their_own_runs(tmp_path, caps
     demo = out[out.index("### The README demo") : out.index("### Mini table")]
     mini = out[out.index("### Mini table") : out.index("### Runs outside")]
     other = out[out.index("### Runs outside") :]
-    assert row(demo, "| digits / 50 | NS3L [a] |")[2:] == ["6.00", "–", "–", "–", "1/1"]
+    # Supervised has no ramp-up to shorten: its own note [a], NS3L's [b].
+    assert row(demo, "| digits / 50 | NS3L [b] |")[2:] == ["6.00", "–", "–", "–", "1/1"]
     assert row(demo, "| digits / 50 | Supervised [a] |")[2] == "10.00"
     assert row(mini, "| digits / 50 | NS3L [a] |")[2:] == ["8.00", "–", "–", "–", "1/3"]
     assert row(mini, "| digits / 50 | Supervised |")[2] == "not run"

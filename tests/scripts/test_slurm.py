@@ -19,7 +19,7 @@ from scripts.status import SLURM_JOB_FILE
 from scripts.tables import TABLES
 
 ROOT = Path(__file__).parents[2]
-SHORT = ("--train_steps=200", "--eval_every=100", "--lr_decay_steps=130", "--warmup_steps=50")
+SHORT = ("--train_steps=200", "--eval_every=100", "--lr_decay_steps=130")  # supervised: no ramp
 
 
 def wait_for(condition, timeout: float = 180.0) -> None:

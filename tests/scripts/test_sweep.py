@@ -159,8 +159,11 @@ def test_mini_table_flags_and_scale_on_top_of_them():
     assert (ns3l["dataset"], ns3l["n_labeled"], ns3l["wrn_depth"], ns3l["train_steps"]) == (
         "digits", "50", "10", "400",
     )  # fmt: skip
-    half = flags(sweep.plan(TABLES["mini"], Path("R"), scale=0.5)[0].argv)
+    plan = sweep.plan(TABLES["mini"], Path("R"), scale=0.5)
+    half = flags(next(r.argv for r in plan if "/pt/ns3l/" in str(r.logdir)))
     assert (half["train_steps"], half["warmup_steps"], half["eval_every"]) == ("200", "50", "20")
+    supervised = flags(next(r.argv for r in plan if "/pt/supervised/" in str(r.logdir)))
+    assert "warmup_steps" not in supervised and supervised["train_steps"] == "200"  # no ramp-up
 
 
 def write_results(run: sweep.Run, finished: bool, step: int, **config_changes) -> None:
@@ -194,8 +197,10 @@ def test_dry_run_prints_only_what_is_left_to_run(tmp_path, capsys):
     runs = sweep.plan(TABLES["table3"], tmp_path)
     write_results(runs[0], finished=True, step=2**20)
     write_results(runs[1], finished=False, step=1024)
-    code = sweep.main(["table3", "--results", str(tmp_path), "--dry-run", "--gpus", "0,1"])
-    out = capsys.readouterr().out
+    data_dir = tmp_path / "tfds"  # nothing prepared in it
+    code = sweep.main(["table3", "--results", str(tmp_path), "--dry-run", "--gpus", "0,1",
+                       "--data_dir", str(data_dir)])  # fmt: skip
+    out, err = capsys.readouterr()
     commands = [shlex.split(line) for line in out.splitlines() if not line.startswith("#")]
     assert code == 0 and len(commands) == 4 * 5 - 1
     assert f"# finished: {runs[0].logdir}" in out
@@ -203,6 +208,12 @@ def test_dry_run_prints_only_what_is_left_to_run(tmp_path, capsys):
     assert f"--logdir={runs[1].logdir}" in out and "# resume at step 1024" in out
     assert "20 runs under" in out and "19 to run (1 resumed), 1 finished, 0 conflicts" in out
     assert "GPUs 0,1, one run per GPU" in out
+    assert err.startswith(f"# warning: cifar10 is not prepared in {data_dir}: ")  # one line
+    assert f"`tfds build cifar10 --data_dir={data_dir}`" in err and err.count("\n") == 1
+    # 2.35 passes per iteration, 2^20 iterations (the resumed run 1,024 fewer), 25 ms a pass and
+    # 60 s a start: 18 × 61,664 s + 61,604 s = 325 GPU-hours; 10 runs on one GPU: 7.1 days.
+    assert "# estimate: 325 GPU-hours of training at 25 ms per WRN-28-2 pass (assumed" in out
+    assert out.rstrip().endswith("about 7.1 days on 2 GPUs")
 
 
 def test_options_from_the_environment(monkeypatch, capsys, tmp_path):
