@@ -16,7 +16,8 @@ import numpy as np
 
 from ns3l.training.results import read_json
 from ns3l.training.settings import MUTABLE_KEYS
-from scripts.tables import GRID_KEYS, METRICS, Cell, Grid, preset_values
+
+from .tables import GRID_KEYS, METRICS, Cell, Grid, preset_values
 
 IDENTITY_KEYS = ("method", "dataset", "seed", "n_labeled", "protocol", *MUTABLE_KEYS)
 

@@ -6,8 +6,8 @@ SVHN/250). The paper prints the figure only, so there is no published number to 
 import math
 from pathlib import Path
 
-from scripts.collect import RunResult, Summary, Variant, cell_key, summarize
-from scripts.tables import FIGURE3_KEYS, FIGURE3_PANELS, PAPER_COLUMNS, Cell, Table, preset_values
+from .collect import RunResult, Summary, Variant, cell_key, summarize
+from .tables import FIGURE3_KEYS, FIGURE3_PANELS, PAPER_COLUMNS, Cell, Table, preset_values
 
 MATPLOTLIB = "matplotlib==3.11.2"  # the version checked to install and draw (docs/reproducing.md)
 

@@ -17,8 +17,12 @@ median validation error. Writes report.md (what is printed), tables.csv (every r
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads (with the presets)
+# TensorFlow's C++ lines filtered when run as a command, as the trainers do (ns3l/__init__.py).
+if __name__ == "__main__" or os.path.basename(sys.argv[0]).startswith("ns3l-"):
+    os.environ["NS3L_NATIVE_LOGS"] = "filter"
 
 import argparse
 import contextlib
@@ -32,8 +36,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts import figure3
-from scripts.collect import (
+from . import figure3
+from .collect import (
     RunResult,
     Summary,
     Variant,
@@ -44,7 +48,7 @@ from scripts.collect import (
     load,
     summarize,
 )
-from scripts.tables import (
+from .tables import (
     DEFAULT_PROTOCOL,
     GRID_KEYS,
     METRICS,

@@ -14,9 +14,11 @@ per GPU at a time; without a GPU, one at a time.
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads (with the presets)
-if __name__ == "__main__":  # TensorFlow's C++ lines filtered, as the trainers do (ns3l/__init__.py)
+# TensorFlow's C++ lines filtered when run as a command, as the trainers do (ns3l/__init__.py).
+if __name__ == "__main__" or os.path.basename(sys.argv[0]).startswith("ns3l-"):
     os.environ["NS3L_NATIVE_LOGS"] = "filter"
 
 import argparse
@@ -37,11 +39,12 @@ from ns3l.errors import UsageError
 from ns3l.training.datasets import missing_data
 from ns3l.training.results import read_json
 from ns3l.training.settings import DERIVED_KEYS, MUTABLE_KEYS, RunConfig, scale_schedule
-from scripts import scheduler, slurm
-from scripts import status as run_status
-from scripts.compute import estimate_line
-from scripts.status import LOG_FILE, SLURM_JOB_FILE
-from scripts.tables import (
+
+from . import scheduler, slurm
+from . import status as run_status
+from .compute import estimate_line
+from .status import LOG_FILE, SLURM_JOB_FILE
+from .tables import (
     DEFAULT_PROTOCOL,
     MIXMATCH,
     REALISTIC,
@@ -252,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if failed:
         print(f"# {len(failed)} runs failed (see {LOG_FILE} in each): {', '.join(failed)}")
     if args.report:
-        from scripts import report
+        from . import report
 
         report.main([str(root)])
     return 1 if failed or refused else 0

@@ -42,7 +42,7 @@ def test_the_wheel_installs_into_a_fresh_venv_and_the_loss_needs_only_keras(tmp_
     source = tmp_path / "source"
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name if source.exists() else _mkdir(source) / name)
-    for package in ("ns3l", "realistic_ssl", "mixmatch"):
+    for package in ("ns3l", "realistic_ssl", "mixmatch", "scripts"):
         shutil.copytree(ROOT / package, source / package,
                         ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     built = subprocess.run(
@@ -65,9 +65,15 @@ def test_the_wheel_installs_into_a_fresh_venv_and_the_loss_needs_only_keras(tmp_
         "ns3l",
         "realistic_ssl",
         "mixmatch",
+        "ns3l_scripts",  # scripts/ (the sweep and the report), under a name of ours
         wheel.name.split("-py3")[0] + ".dist-info",
     }
-    assert b"ns3l-realistic-ssl = realistic_ssl.train:main" in entry_points
+    assert "ns3l/training/checkpoints.py" in names and "ns3l_scripts/sweep.py" in names
+    assert not any(name.endswith(".sh") for name in names)  # the table scripts run in a checkout
+    for line in (b"ns3l-realistic-ssl = realistic_ssl.train:main",
+                 b"ns3l-sweep = ns3l_scripts.sweep:main",
+                 b"ns3l-report = ns3l_scripts.report:main"):  # fmt: skip
+        assert line in entry_points
     # A fresh venv that sees this environment's Keras and TensorFlow (a .pth file: no download)
     # but not the checkout; the wheel installed into it without its dependencies.
     env_dir = tmp_path / "venv"
@@ -97,6 +103,12 @@ def test_the_wheel_installs_into_a_fresh_venv_and_the_loss_needs_only_keras(tmp_
     command = [str(env_dir / "bin" / "ns3l-realistic-ssl"), "--help"]
     helped = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=clean_env())
     assert helped.returncode == 0 and "--method" in helped.stdout, helped.stderr
+    for script, expected in (("ns3l-sweep", "table1"), ("ns3l-report", "--out")):
+        command = [str(env_dir / "bin" / script), "--help"]
+        helped = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
+                                env=clean_env())  # fmt: skip
+        assert helped.returncode == 0 and expected in helped.stdout, helped.stderr[-2000:]
+        assert "absl::InitializeLog" not in helped.stderr  # filtered, as the trainers' lines
 
 
 def test_the_readme_example_runs_as_printed_from_the_checkout():
