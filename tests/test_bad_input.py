@@ -128,6 +128,23 @@ def test_a_short_run_that_keeps_the_papers_schedule_is_warned_in_one_line_each()
     assert schedule_warnings(resolve("mixmatch", [])) == []  # the paper's own run
 
 
+def test_a_short_run_whose_averages_keep_their_start_is_warned():
+    # [TF]'s BN decay 0.999 over 1,500 steps: 0.999^1500 = 22% of the initial statistics.
+    tf = resolve("realistic", ["--protocol=tf", "--schedule_scale=0.0075"])
+    assert schedule_warnings(tf) == [
+        "warning: --bn_momentum=0.999 (the BN moving averages) still weighs its initial value by "
+        "22% after the run's 1500 steps, and evaluation uses it: a run this short wants a "
+        "smaller one (e.g. 0.99)"
+    ]
+    assert schedule_warnings(resolve("realistic", ["--schedule_scale=0.0075"])) == []  # pt: 0.9
+    # MixMatch at 65,536 × 0.0004 = 26 kimg: 416 iterations of 64; 0.999^416 = 66%, 0.99^416 = 1.5%.
+    short = schedule_warnings(resolve("mixmatch", ["--schedule_scale=0.0004"]))
+    assert [line.split(" (")[0] for line in short] == [
+        "warning: --bn_momentum=0.999", "warning: --ema=0.999",
+    ]  # fmt: skip
+    assert "by 66% after the run's 416 steps" in short[0] and short[0].endswith("(e.g. 0.99)")
+
+
 def test_schedule_scale_shortens_every_length_together_and_says_so():
     config = resolve("realistic", ["--method=vat+ns3l", "--schedule_scale=0.0075"])
     got = {name: config.value(name) for name in realistic_presets.SCHEDULE}

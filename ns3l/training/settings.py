@@ -168,7 +168,9 @@ SCHEDULES = (
 
 def schedule_warnings(config: RunConfig) -> list[str]:
     """One line per schedule that lies beyond the run (`--train_steps=1500` with the paper's
-    50,000-step ramp-up); none for a setting the method does not have (supervised's ramp-up)."""
+    50,000-step ramp-up; none for a setting the method does not have, supervised's ramp-up), and
+    per moving average that evaluation reads while it still holds much of its initial value
+    (0.999^1500 = 22%)."""
     lines = []
     for length, run, what in SCHEDULES:
         if length not in config.settings or run not in config.settings:
@@ -180,7 +182,32 @@ def schedule_warnings(config: RunConfig) -> list[str]:
                 f"gets there; shorten every schedule with the run: --schedule_scale (e.g. 0.01: "
                 "1% of each length)"
             )
+    steps = config.value("train_steps") if "train_steps" in config.settings else None
+    steps = steps or getattr(config, "iterations", None)  # MixMatch counts iterations
+    for name, what in AVERAGES:
+        if name in config.settings and steps:
+            decay = config.value(name)
+            if decay**steps > INITIAL_SHARE:
+                lines.append(
+                    f"warning: --{name}={decay:g} ({what}) still weighs its initial value by "
+                    f"{decay**steps:.0%} after the run's {steps} steps, and evaluation uses it: "
+                    f"a run this short wants a smaller one (e.g. {_shorter(steps):g})"
+                )
     return lines
+
+
+# Moving averages that evaluation reads, and the share of their initial value a run may leave.
+AVERAGES = (("bn_momentum", "the BN moving averages"), ("ema", "the evaluated EMA of weights"))
+INITIAL_SHARE = 0.05
+
+
+def _shorter(steps: int) -> float:
+    """The decay, of 0.9, 0.99, 0.999, ..., the nearest to 1 that leaves at most
+    `INITIAL_SHARE` of the initial value after `steps`."""
+    decay = 0.9
+    while (1 - (1 - decay) / 10) ** steps <= INITIAL_SHARE:
+        decay = 1 - (1 - decay) / 10
+    return round(decay, 10)
 
 
 EXECUTION = ("strategy", "sync_bn", "deterministic", "xla", "mixed_precision", "steps_per_call",
