@@ -39,7 +39,11 @@ LR_DIVERGES = {"realistic_ssl": "--lr=1e38", "mixmatch": "--lr=1e38"}
 
 
 def argv(stack: str, logdir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", f"{stack}.train", *TINY[stack], f"--logdir={logdir}", *extra]
+    """The tiny run's command; a supervised run has no ramp-up, so it drops --warmup_steps."""
+    tiny = TINY[stack]
+    if "--method=supervised" in extra:
+        tiny = [flag for flag in tiny if not flag.startswith("--warmup_steps=")]
+    return [sys.executable, "-m", f"{stack}.train", *tiny, f"--logdir={logdir}", *extra]
 
 
 def train_in_process(stack: str, logdir: Path, *extra: str) -> dict:

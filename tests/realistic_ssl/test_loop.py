@@ -27,6 +27,8 @@ def tiny_config(
     RunConfig fields. BN decay 0.9 in both protocols ([PT]'s value) for so short a run."""
     schedule = {"train_steps": steps, "eval_every": 2, "warmup_steps": 2, "lr_decay_steps": 3,
                 "bn_momentum": 0.9} | (hparams or {})  # fmt: skip
+    if method == "supervised":  # no consistency term, so no ramp-up to set
+        schedule.pop("warmup_steps")
     settings = presets.resolve(method, "digits", schedule, protocol)
     fields = dict(wrn_depth=10, wrn_width=1) | fields
     return RunConfig(method=method, dataset="digits", seed=2, logdir=str(logdir), settings=settings,
