@@ -42,7 +42,7 @@ def test_the_wheel_installs_into_a_fresh_venv_and_the_loss_needs_only_keras(tmp_
     source = tmp_path / "source"
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name if source.exists() else _mkdir(source) / name)
-    for package in ("ns3l", "realistic_ssl", "mixmatch", "scripts"):
+    for package in ("ns3l", "realistic_ssl", "mixmatch", "fixmatch", "scripts"):
         shutil.copytree(ROOT / package, source / package,
                         ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     built = subprocess.run(
@@ -65,10 +65,12 @@ def test_the_wheel_installs_into_a_fresh_venv_and_the_loss_needs_only_keras(tmp_
         "ns3l",
         "realistic_ssl",
         "mixmatch",
+        "fixmatch",
         "ns3l_scripts",  # scripts/ (the sweep and the report), under a name of ours
         wheel.name.split("-py3")[0] + ".dist-info",
     }
     assert "ns3l/training/checkpoints.py" in names and "ns3l_scripts/sweep.py" in names
+    assert "fixmatch/ctaugment.py" in names
     assert not any(name.endswith(".sh") for name in names)  # the table scripts run in a checkout
     for line in (b"ns3l-realistic-ssl = realistic_ssl.train:main",
                  b"ns3l-sweep = ns3l_scripts.sweep:main",
