@@ -134,6 +134,9 @@ class CTAugment:
         return {f"{name}/{i}": rate for name, rates in self.rates.items()
                 for i, rate in enumerate(rates)}  # fmt: skip
 
+    def state_copy(self) -> dict[str, np.ndarray]:
+        return {key: rate.copy() for key, rate in self.state().items()}
+
     def load_state(self, state: Mapping[str, np.ndarray]) -> None:
         for key, rate in self.state().items():
             rate[...] = state[key]

@@ -1,4 +1,5 @@
-"""The MixMatch stack's run configuration: the shared fields, counted in iterations."""
+"""The libml stacks' run configurations (MixMatch, and FixMatch over it): the shared fields,
+a length counted in kimg of labeled images and turned into iterations."""
 
 from dataclasses import dataclass
 
@@ -6,8 +7,7 @@ from ns3l.training import settings
 
 
 @dataclass(frozen=True)
-class RunConfig(settings.RunConfig):
-    model_size: str = "standard"  # presets.MODEL_SIZES: "large" is the MixMatch paper's 135
+class KimgRunConfig(settings.RunConfig):
     stl10_folds: str | None = None  # the official fold_indices.txt, train_X.bin beside it
 
     @property
@@ -18,3 +18,8 @@ class RunConfig(settings.RunConfig):
     @property
     def report_every(self) -> int:
         return max(self.value("report_kimg") * 1024 // self.value("batch"), 1)
+
+
+@dataclass(frozen=True)
+class RunConfig(KimgRunConfig):
+    model_size: str = "standard"  # presets.MODEL_SIZES: "large" is the MixMatch paper's 135

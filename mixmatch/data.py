@@ -58,6 +58,7 @@ def prepare(
     data_dir: str | None = None,
     download: bool = False,
     stl10_folds: str | None = None,
+    labeled_in_unlabeled: bool = False,
 ) -> PreparedData:
     """Loads `dataset` and splits it with MixMatch's rule (spec §1.3-1.4).
 
@@ -66,7 +67,8 @@ def prepare(
     set is line `seed` of the official `stl10_folds` file, mapped to TFDS's record order by
     matching images (`stl10_fold`); without the file, it is drawn from the 5,000 train images
     with equal class proportions (100 per class at 1,000). The unlabeled pool is the rest of
-    train plus the 100,000 `unlabelled` images."""
+    train plus the 100,000 `unlabelled` images; with `labeled_in_unlabeled` (FixMatch,
+    fixmatch.md §2.1) it is every train image, the labeled ones too."""
     raw = load_dataset(dataset, data_dir=data_dir, download=download)
     train_labels, test_labels = raw.train_labels, raw.test_labels
     if dataset == "svhn":
@@ -88,9 +90,11 @@ def prepare(
     split = mixmatch_split(
         train_labels, raw.num_classes, n_labeled, seed, n_valid=n_valid,
         equal_proportions=fixed_labeled is not None, fixed_labeled=fixed_labeled,
+        labeled_in_unlabeled=labeled_in_unlabeled,
     )  # fmt: skip
     if rule:
-        split = dataclasses.replace(split, rule=rule)
+        pool = ", unlabeled = every train image" if labeled_in_unlabeled else ""
+        split = dataclasses.replace(split, rule=rule + pool)
     return PreparedData(images, train_labels, raw.test_images, test_labels, split, raw.num_classes)
 
 

@@ -177,11 +177,14 @@ def evaluate(predict, data: PreparedData, step: int, config: RunConfig) -> dict:
     return entry
 
 
-def results(config: RunConfig, data: PreparedData, step: int, history: list) -> dict:
-    """results.json: medians of the last 1, 10, 20, 50 EMA test errors (20 is the paper's)."""
+def results(
+    config: RunConfig, data: PreparedData, step: int, history: list, stack: str = "mixmatch"
+) -> dict:
+    """results.json: medians of the last 1, 10, 20, 50 EMA test errors (20 is the paper's, in
+    both libml stacks)."""
     errors = [h["test_error"] for h in history]  # none before the first evaluation
     metrics = {f"median_test_error_last{n}": float(np.median(errors[-n:]))
                for n in MEDIANS if errors}  # fmt: skip
     finished = step == config.iterations
-    record = run_record("mixmatch", config, data.split_sizes, step, finished, metrics, history)
+    record = run_record(stack, config, data.split_sizes, step, finished, metrics, history)
     return record | {"kimg": step * config.value("batch") / 1024, "split_rule": data.split.rule}

@@ -66,13 +66,18 @@ FRACTION, DECAY = Range(0, 1, open=("low", "high")), Range(0, 1, open=("high",))
 # resolved, so a bad flag is one line before anything is built (`check_ranges`).
 RANGES = {
     **dict.fromkeys(("batch_size", "batch", "train_steps", "train_kimg", "eval_every",
-                     "report_kimg", "n_labeled", "filters", "repeat", "scales"), COUNT),
+                     "report_kimg", "n_labeled", "filters", "repeat", "scales", "uratio",
+                     "cta_depth"), COUNT),
+    "cta_lag": NON_NEGATIVE_INT,
     **dict.fromkeys(("n_valid", "warmup_steps", "lr_decay_steps", "warmup_kimg"),
                     NON_NEGATIVE_INT),
     **dict.fromkeys(("lr", "vat_epsilon", "vat_xi", "sharpen_temperature", "mixup_alpha",
                      "bn_epsilon"), POSITIVE),
     **dict.fromkeys(("ns3l_weight", "vat_weight", "pi_weight", "mt_weight", "pl_weight",
-                     "em_weight", "w_match", "wd"), NON_NEGATIVE),
+                     "em_weight", "w_match", "wd", "wu"), NON_NEGATIVE),
+    **dict.fromkeys(("confidence", "cta_threshold", "ra_probability"), Range(0, 1)),
+    "momentum": Range(0, 1, open=("high",)),
+    "cta_decay": FRACTION,
     "ns3l_threshold": FRACTION,  # a probability strictly inside (0, 1): Algorithm 1's T
     "pl_threshold": Range(0, 1),
     "lr_decay_rate": Range(0, 1, open=("low",)),

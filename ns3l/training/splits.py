@@ -6,7 +6,8 @@ its files' order, as `ns3l.training.datasets.load_dataset` returns it):
   (realistic_ssl.md §1.2-1.3);
 - `oliver_pt_split`: [PT] `build_dataset.py --seed=s` (realistic_ssl.md §1.2-1.3, §8);
 - `mixmatch_split`: MixMatch's `create_split.py --seed=s` and its validation holdout
-  (mixmatch.md §1.3-1.4).
+  (mixmatch.md §1.3-1.4); with `labeled_in_unlabeled`, FixMatch's variant, whose unlabeled file
+  holds every train image (fixmatch.md §2.1).
 All are pure numpy, seeded with their own `RandomState`, and never touch numpy's global RNG."""
 
 from collections import deque
@@ -155,6 +156,7 @@ def mixmatch_split(
     n_valid: int = 1,
     equal_proportions: bool = False,
     fixed_labeled: np.ndarray | None = None,
+    labeled_in_unlabeled: bool = False,
 ) -> Split:
     """MixMatch's `create_split` rule and its validation holdout (mixmatch.md §1.3-1.4).
 
@@ -168,6 +170,9 @@ def mixmatch_split(
         equal_proportions: s_c = 1 for every class (STL-10, step 1) instead of count_c / max.
         fixed_labeled: positions to label instead of steps 2-3 (an STL-10 official fold, step 4);
             `n_labeled` and `seed` are then unused.
+        labeled_in_unlabeled: FixMatch's pool (fixmatch.md §2.1, create_unlabeled.py): every
+            position, labeled ones included, in the same class-interleaved order; the
+            validation set is its head, so it may hold labeled images.
     """
     labels = _checked_labels(labels, num_classes)
     counts = np.bincount(labels, minlength=num_classes)
@@ -183,9 +188,12 @@ def mixmatch_split(
                 f"fixed_labeled: expected positions in [0, {len(labels)}), got {labeled[0]}..."
                 f"{labeled[-1]}"
             )
-    order = _interleaved(labels, num_classes, np.isin(np.arange(len(labels)), labeled), shares)
+    excluded = np.isin(np.arange(len(labels)), labeled) & (not labeled_in_unlabeled)
+    order = _interleaved(labels, num_classes, excluded, shares)
     picked = f"seed {seed}" if fixed_labeled is None else "given labeled positions"
     rule = f"mixmatch: create_split, {picked}" + (", equal proportions" * equal_proportions)
+    if labeled_in_unlabeled:
+        rule = rule.replace("mixmatch:", "fixmatch:") + ", unlabeled = every train image"
     return Split(_int64(labeled), _int64(order[n_valid:]), _int64(order[:n_valid]), rule)
 
 
