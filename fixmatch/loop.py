@@ -180,14 +180,7 @@ def build_trainer(config: RunConfig, data) -> FixMatchTrainer:
 def probe_scorer(trainer: FixMatchTrainer) -> Callable[[tf.Tensor], tf.Tensor]:
     """softmax of the EMA model in inference mode, with the raw model's BN statistics."""
 
-    @tf.function
-    def probabilities(images: tf.Tensor) -> tf.Tensor:
-        for mine, theirs in zip(trainer.ema_model.non_trainable_variables,
-                                trainer.model.non_trainable_variables, strict=True):  # fmt: skip
-            mine.assign(theirs)
-        return tf.nn.softmax(tf.cast(trainer.ema_model(images, training=False), tf.float32))
-
-    return probabilities
+    return tf.function(lambda images: tf.nn.softmax(trainer.ema_logits(images)))
 
 
 def scalars(stats: dict, config: RunConfig, trainer: FixMatchTrainer, step: int) -> dict:

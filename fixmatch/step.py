@@ -83,9 +83,7 @@ class FixMatchTrainer:
         selector = {
             "weak": lambda: q,
             "strong": lambda: tf.stop_gradient(tf.nn.softmax(tf.cast(z_s, tf.float32))),
-            "ema": lambda: tf.stop_gradient(
-                tf.nn.softmax(tf.cast(self.ema_model(u_weak, training=False), tf.float32))
-            ),
+            "ema": lambda: tf.stop_gradient(tf.nn.softmax(self.ema_logits(u_weak))),
         }[self.hp["ns3l_selector"]]()
         negatives = fm.ns3l_negatives(selector, self.hp["ns3l_threshold"])
         weights = fm.ns3l_rows(mask, self.hp["ns3l_rows"])
@@ -100,3 +98,11 @@ class FixMatchTrainer:
             ),
         }
         return term, stats
+
+    def ema_logits(self, images: Tensor) -> Tensor:
+        """The EMA model in inference mode with the raw model's BN statistics, as evaluation
+        and CTAugment's probes read it (one extra pass, spec §11 selector (b))."""
+        for mine, theirs in zip(self.ema_model.non_trainable_variables,
+                                self.model.non_trainable_variables, strict=True):  # fmt: skip
+            mine.assign(theirs)
+        return tf.cast(self.ema_model(images, training=False), tf.float32)
