@@ -28,8 +28,6 @@ from ns3l.training.augment import Augmentation
 from ns3l.training.seeds import stream_key
 from ns3l.training.streams import index_batches, without_autotune_thread
 
-AUGMENTS = ("ctaugment", "randaugment")
-
 
 def prepare(dataset: str, n_labeled: int, n_valid: int, seed: int, **options) -> PreparedData:
     """The MixMatch stack's data set and split, the unlabeled pool holding the labeled images

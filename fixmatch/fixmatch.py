@@ -78,14 +78,7 @@ class NesterovSGD(keras.optimizers.Optimizer):
         return super().get_config() | {"momentum": self.momentum}
 
 
-# NS3L on FixMatch's unlabeled rows: the choices of spec §11 (docs/fixmatch.md gives each
-# default's reasoning). Selector: whose detached prediction picks the negatives; view: whose
-# logits are penalised; rows: which of the μB rows; normalisation: divide by μB or by the rows
-# taking part.
-SELECTORS = ("weak", "strong", "ema")
-VIEWS = ("strong", "weak", "both")
-ROWS = ("unconfident", "all", "confident")
-NORMALISATIONS = ("batch", "active")
+# NS3L on FixMatch's unlabeled rows: the choices of spec §11 are in choices.py.
 
 
 def ns3l_negatives(
@@ -108,16 +101,22 @@ def ns3l_rows(mask: Tensor, rows: str) -> Tensor:
 
 
 def ns3l_term(
-    negatives: Tensor, penalised: Sequence[Tensor], row_weights: Tensor, normalisation: str
+    negatives: Tensor,
+    penalised: Sequence[Tensor],
+    row_weights: Tensor,
+    normalisation: str,
+    numerics: str = "stable",
 ) -> Tensor:
     """Σ over `penalised` views of Σ_b w_b·ℓ_b / D, ℓ = -log(Σ_{k∉N_b} p_k) (NS3L's F1, the
-    shared `ns3l` loss), D = μB (`batch`, like L_u) or Σ_b w_b (`active`, at least 1)."""
+    shared `ns3l` loss with its `numerics`), D = μB (`batch`, like L_u) or Σ_b w_b (`active`, at
+    least 1)."""
     if normalisation == "batch":
         denominator = tf.cast(tf.shape(row_weights)[0], tf.float32)
     else:
         denominator = tf.maximum(tf.reduce_sum(row_weights), 1.0)
     per_view = [
-        tf.reduce_sum(row_weights * ns3l_per_example(negatives, logits)) / denominator
+        tf.reduce_sum(row_weights * ns3l_per_example(negatives, logits, numerics=numerics))
+        / denominator
         for logits in penalised
     ]
     return tf.add_n(per_view)

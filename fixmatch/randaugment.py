@@ -37,7 +37,6 @@ NAMES = (
     "Posterize",
     "ShearY",
 )  # fmt: skip  (augment.py:37-42, in its order)
-RANGES = ("code", "paper")
 CUTOUT_SIDE = 16  # cutout_numpy's default, on every data set (spec §3.4 step 4)
 
 

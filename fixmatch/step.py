@@ -88,7 +88,9 @@ class FixMatchTrainer:
         negatives = fm.ns3l_negatives(selector, self.hp["ns3l_threshold"])
         weights = fm.ns3l_rows(mask, self.hp["ns3l_rows"])
         views = {"strong": [z_s], "weak": [z_w], "both": [z_s, z_w]}[self.hp["ns3l_view"]]
-        term = fm.ns3l_term(negatives, views, weights, self.hp["ns3l_normalisation"])
+        term = fm.ns3l_term(
+            negatives, views, weights, self.hp["ns3l_normalisation"], self.hp["ns3l_numerics"]
+        )
         counts = tf.reduce_sum(tf.cast(negatives, tf.float32), axis=1)
         stats = {
             "count/negatives_per_row": tf.reduce_mean(counts),

@@ -80,6 +80,12 @@ define.enum(
     presets.CHOICES["ns3l_normalisation"],
     "divide by μB (batch) or by the rows taking part (active)",
 )
+define.enum(
+    "ns3l_numerics",
+    None,
+    presets.CHOICES["ns3l_numerics"],
+    "stable: log-sum-exps; reference: the released ns3l.py's float32 formula (MixMatch's)",
+)
 define.integer("train_kimg", None, "training length in 1024 labeled images (65,536)")
 define.integer("report_kimg", None, "evaluation and checkpoint period in kimg (64)")
 define.integer("filters", None, "ResNet base width (32; 128 CIFAR-100)")
@@ -93,8 +99,8 @@ HPARAM_FLAGS = (
     "wu", "confidence", "uratio", "lr", "momentum", "wd", "ema", "batch", "augment",
     "cta_depth", "cta_decay", "cta_threshold", "cta_lag", "ra_ranges", "ra_probability",
     "ns3l_weight", "ns3l_threshold", "ns3l_selector", "ns3l_view", "ns3l_rows",
-    "ns3l_normalisation", "train_kimg", "report_kimg", "filters", "scales", "repeat",
-    "bn_momentum", "n_labeled", "n_valid",
+    "ns3l_normalisation", "ns3l_numerics", "train_kimg", "report_kimg", "filters", "scales",
+    "repeat", "bn_momentum", "n_labeled", "n_valid",
 )  # fmt: skip
 
 HELP_GROUPS = (
@@ -104,7 +110,8 @@ HELP_GROUPS = (
                              "ra_ranges", "ra_probability", "augment_workers")),
     ("schedule", ("train_kimg", "schedule_scale", "report_kimg")),
     ("NS3L (--method=fixmatch+ns3l)", ("ns3l_weight", "ns3l_threshold", "ns3l_selector",
-                                       "ns3l_view", "ns3l_rows", "ns3l_normalisation")),
+                                       "ns3l_view", "ns3l_rows", "ns3l_normalisation",
+                                       "ns3l_numerics")),
     ("network", ("filters", "scales", "repeat", "bn_momentum")),
 )  # fmt: skip
 
@@ -129,7 +136,7 @@ def config_from_flags() -> RunConfig:
     if "n_labeled" not in settings:
         raise UsageError(f"--dataset={FLAGS.dataset!r} has no preset: give --n_labeled")
     if FLAGS.augment_workers < 1:
-        raise UsageError(f"--augment_workers={FLAGS.augment_workers}: expected 1 or more")
+        raise UsageError(f"--augment_workers={FLAGS.augment_workers}: expected an integer ≥ 1")
     if settings["augment"].value == "ctaugment" and FLAGS.steps_per_call != 1:
         raise UsageError(
             f"--steps_per_call={FLAGS.steps_per_call}: CTAugment updates its rates after every "

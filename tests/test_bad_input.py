@@ -3,6 +3,8 @@ table-driven over both stacks' flags (resolved in process, as the commands resol
 
 import pytest
 
+from fixmatch import presets as fixmatch_presets
+from fixmatch import train as fixmatch_train
 from mixmatch import presets as mixmatch_presets
 from mixmatch import train as mixmatch_train
 from ns3l.errors import UsageError
@@ -50,12 +52,48 @@ CASES = [
         ["--method=mixmatch+ns3l", "--ns3l_threshold=1"],
         "--ns3l_threshold=1.0: expected a number in (0, 1)",
     ),  # fmt: skip
+    ("fixmatch", ["--confidence=1.5"], "--confidence=1.5: expected a number in [0, 1]"),
+    ("fixmatch", ["--uratio=0"], "--uratio=0: expected an integer ≥ 1"),
+    ("fixmatch", ["--cta_lag=-1"], "--cta_lag=-1: expected an integer ≥ 0"),
+    ("fixmatch", ["--cta_decay=1.5"], "--cta_decay=1.5: expected a number in (0, 1)"),
+    ("fixmatch", ["--momentum=1"], "--momentum=1.0: expected a number in [0, 1)"),
+    ("fixmatch", ["--wu=-1"], "--wu=-1.0: expected a number ≥ 0"),
+    ("fixmatch", ["--augment_workers=0"], "--augment_workers=0: expected an integer ≥ 1"),
+    (
+        "fixmatch",
+        ["--method=mixmatch"],
+        "--method='mixmatch': expected one of fixmatch, fixmatch+ns3l",
+    ),
+    (
+        "fixmatch",
+        ["--steps_per_call=2"],
+        "--steps_per_call=2: CTAugment updates its rates after every step, expected 1 (or "
+        "--augment=randaugment)",
+    ),  # fmt: skip
+    (
+        "fixmatch",
+        ["--ns3l_weight=1"],
+        "--ns3l_weight=1.0 is not used by --method=fixmatch --augment=ctaugment",
+    ),  # fmt: skip
+    (
+        "fixmatch",
+        ["--augment=randaugment", "--cta_depth=3"],
+        "--cta_depth=3 is not used by --method=fixmatch --augment=randaugment",
+    ),  # fmt: skip
+    (
+        "fixmatch",
+        ["--method=fixmatch+ns3l", "--ns3l_threshold=1"],
+        "--ns3l_threshold=1.0: expected a number in (0, 1)",
+    ),  # fmt: skip
+    ("fixmatch", ["--dataset=mnist"], "--dataset='mnist' has no preset: give --n_labeled"),
 ]
 
 
 def resolve(stack: str, argv: list[str]):
-    module = {"realistic": realistic_train, "mixmatch": mixmatch_train}[stack]
-    method = "--method=ns3l" if stack == "realistic" else "--method=mixmatch"
+    module = {"realistic": realistic_train, "mixmatch": mixmatch_train,
+              "fixmatch": fixmatch_train}[stack]  # fmt: skip
+    method = {"realistic": "--method=ns3l", "mixmatch": "--method=mixmatch",
+              "fixmatch": "--method=fixmatch"}[stack]  # fmt: skip
     if not any(a.startswith("--method=") for a in argv):
         argv = [method, *argv]
     module.FLAGS.unparse_flags()
@@ -83,9 +121,11 @@ def test_ranges_describe_themselves_and_judge_their_bounds():
         False, True, True, False, False, False,
     ]  # fmt: skip
     assert Range(1, integer=True).accepts(3) and not Range(1, integer=True).accepts(2.5)
-    # Every numeric preset of both stacks has a range, and every paper value is inside it.
-    for stack in ("realistic", "mixmatch"):
-        config = resolve(stack, [])
+    # Every numeric preset of every stack has a range, and every paper value is inside it.
+    everything = [("realistic", []), ("mixmatch", []), ("fixmatch", ["--method=fixmatch+ns3l"]),
+                  ("fixmatch", ["--augment=randaugment"])]  # fmt: skip
+    for stack, argv in everything:
+        config = resolve(stack, argv)
         for name, setting in config.settings.items():
             value = setting.value
             if isinstance(value, int | float) and not isinstance(value, bool):
@@ -143,6 +183,12 @@ def test_a_short_run_whose_averages_keep_their_start_is_warned():
         "warning: --bn_momentum=0.999", "warning: --ema=0.999",
     ]  # fmt: skip
     assert "by 66% after the run's 416 steps" in short[0] and short[0].endswith("(e.g. 0.99)")
+    fixmatch = schedule_warnings(resolve("fixmatch", ["--schedule_scale=0.0004"]))
+    assert [line.split(" (")[0] for line in fixmatch] == [
+        "warning: --bn_momentum=0.999",
+        "warning: --ema=0.999",
+    ]  # fmt: skip  (the same 416 iterations of 64: FixMatch's EMA is evaluation-only too)
+    assert schedule_warnings(resolve("fixmatch", ["--method=fixmatch+ns3l"])) == []
 
 
 def test_schedule_scale_shortens_every_length_together_and_says_so():
@@ -169,3 +215,5 @@ def test_one_scaling_rule_for_trainers_sweep_and_demo():
     demo = demo_config("vat+ns3l", 1000, seed=1, logdir="x")
     assert [demo.value(n) for n in realistic_presets.SCHEDULE] == [1000, 650, 250, 100]
     assert demo.settings["train_steps"].source == "NS3L §4.1; scaled ×0.005"
+    fixmatch = resolve("fixmatch", ["--schedule_scale=0.001"])
+    assert [fixmatch.value(n) for n in fixmatch_presets.SCHEDULE] == [66, 1]

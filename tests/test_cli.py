@@ -6,12 +6,19 @@ import shlex
 import pytest
 from absl import flags
 
+from fixmatch import train as fixmatch_train
 from mixmatch import train as mixmatch_train
 from ns3l.training.cli import SHARED_GROUPS, command_flags, format_help
 from ns3l.training.settings import format_config
 from realistic_ssl import train as realistic_train
 
-COMMANDS = [realistic_train, mixmatch_train]
+COMMANDS = [realistic_train, mixmatch_train, fixmatch_train]
+NS3L_FLAGS = {  # each command's NS3L group, in its order
+    realistic_train: ["ns3l_weight", "ns3l_threshold", "ns3l_ramp", "ns3l_numerics"],
+    mixmatch_train: ["ns3l_weight", "ns3l_threshold", "ns3l_ramp", "ns3l_numerics"],
+    fixmatch_train: ["ns3l_weight", "ns3l_threshold", "ns3l_selector", "ns3l_view", "ns3l_rows",
+                     "ns3l_normalisation", "ns3l_numerics"],
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("module", COMMANDS, ids=lambda m: m.__name__)
@@ -22,8 +29,7 @@ def test_help_lists_every_flag_once_under_its_group(module):
     titles = [title for title, _ in (*module.HELP_GROUPS, *SHARED_GROUPS)]
     assert re.findall(r"^(\S[^\n]*):$", text, re.M) == titles
     section = text[text.index("\nNS3L") :].split("\n\n")[0]  # the NS3L group holds its flags
-    assert re.findall(r"--(\w+):", section) == ["ns3l_weight", "ns3l_threshold", "ns3l_ramp",
-                                                "ns3l_numerics"]  # fmt: skip
+    assert re.findall(r"--(\w+):", section) == NS3L_FLAGS[module]
     assert max(len(line) for line in text.splitlines()) <= 100
 
 
@@ -65,6 +71,8 @@ PRINT_CASES = [
     (realistic_train, ["--method=vat+em+ns3l", "--protocol=tf", "--wrn_depth=10"]),
     (realistic_train, ["--method=mt+pl+pi"]),
     (mixmatch_train, ["--method=mixmatch+ns3l", "--beta=0.5"]),
+    (fixmatch_train, ["--method=fixmatch"]),
+    (fixmatch_train, ["--method=fixmatch+ns3l", "--augment=randaugment", "--ns3l_view=both"]),
 ]
 
 

@@ -73,6 +73,7 @@ def test_the_wheel_installs_into_a_fresh_venv_and_the_loss_needs_only_keras(tmp_
     assert "fixmatch/ctaugment.py" in names
     assert not any(name.endswith(".sh") for name in names)  # the table scripts run in a checkout
     for line in (b"ns3l-realistic-ssl = realistic_ssl.train:main",
+                 b"ns3l-fixmatch = fixmatch.train:main",
                  b"ns3l-sweep = ns3l_scripts.sweep:main",
                  b"ns3l-report = ns3l_scripts.report:main"):  # fmt: skip
         assert line in entry_points

@@ -25,7 +25,7 @@ def test_ruff_format_leaves_every_file_unchanged():
 
 
 def test_ns3l_imports_neither_stack():
-    stacks = {"realistic_ssl", "mixmatch"}
+    stacks = {"realistic_ssl", "mixmatch", "fixmatch"}
     for path in (ROOT / "ns3l").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
@@ -45,6 +45,27 @@ def imported_modules(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             names.add(node.module or "")
     return names
+
+
+# Which of our packages each may import: ns3l under every stack, the MixMatch stack under
+# FixMatch (libml's lineage: its ResNet, data, evaluation), and no edge back.
+LAYERS = {
+    "ns3l": {"ns3l"},
+    "realistic_ssl": {"ns3l", "realistic_ssl"},
+    "mixmatch": {"ns3l", "mixmatch"},
+    "fixmatch": {"ns3l", "mixmatch", "fixmatch"},
+}
+
+
+def test_the_packages_layer_without_cycles():
+    ours = set(LAYERS) | {"scripts", "bench", "examples"}
+    seen = {package: set() for package in LAYERS}
+    for package, allowed in LAYERS.items():
+        for path in (ROOT / package).rglob("*.py"):
+            tops = {name.split(".")[0] for name in imported_modules(path)} & ours
+            assert tops <= allowed, (path, tops - allowed)
+            seen[package] |= tops - {package}
+    assert seen["fixmatch"] == {"ns3l", "mixmatch"}  # it reuses the MixMatch stack's pieces
 
 
 def test_public_modules_need_only_keras_and_numpy():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from fixmatch import choices
 from fixmatch import fixmatch as fm
 from tests.mixmatch.test_mixmatch import numpy_softmax
 
@@ -107,15 +108,16 @@ def numpy_f1(negatives: np.ndarray, logits: np.ndarray) -> np.ndarray:
     return np.minimum(-np.log(np.maximum(1 - (p * negatives).sum(axis=1), 1e-8)), -np.log(1e-8))
 
 
-@pytest.mark.parametrize("rows", fm.ROWS)
-@pytest.mark.parametrize("normalisation", fm.NORMALISATIONS)
-def test_the_ns3l_term_over_its_rows_and_normaliser(rows, normalisation):
+@pytest.mark.parametrize("rows", choices.ROWS)
+@pytest.mark.parametrize("normalisation", choices.NORMALISATIONS)
+@pytest.mark.parametrize("numerics", ["stable", "reference"])
+def test_the_ns3l_term_over_its_rows_and_normaliser(rows, normalisation, numerics):
     logits_w = RNG.normal(size=(8, 10)).astype(np.float32) * 4
     logits_s = RNG.normal(size=(8, 10)).astype(np.float32) * 2
     q, _, mask = fm.pseudo_labels(tf.constant(logits_w), 0.95)
     negatives = fm.ns3l_negatives(q, 0.05)
     weights = fm.ns3l_rows(mask, rows)
-    got = float(fm.ns3l_term(negatives, [tf.constant(logits_s)], weights, normalisation))
+    got = float(fm.ns3l_term(negatives, [tf.constant(logits_s)], weights, normalisation, numerics))
     m = mask.numpy()
     w = {"unconfident": 1 - m, "all": np.ones(8), "confident": m}[rows]
     per_row = numpy_f1(negatives.numpy(), logits_s)
@@ -146,3 +148,9 @@ def test_the_term_sums_over_both_penalised_views_and_sends_no_gradient_to_the_se
     assert float(both) == pytest.approx(float(strong) + float(weak), rel=1e-6)
     assert tape.gradient(strong, logits_w) is None  # the selector is detached
     assert tape.gradient(strong, logits_s) is not None
+
+
+def test_the_light_choices_module_names_the_shared_losss_numerics():
+    from ns3l.loss import NUMERICS
+
+    assert choices.NUMERICS == NUMERICS

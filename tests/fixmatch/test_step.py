@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from fixmatch import choices, presets
 from fixmatch import fixmatch as fm
-from fixmatch import presets
 from fixmatch.step import FixMatchTrainer
 from mixmatch import mixmatch as mm
 from mixmatch.wrn import ResNet
@@ -84,8 +84,8 @@ def test_one_step_is_the_losses_gradient_through_tf1_nesterov():
                                    atol=1e-7)  # fmt: skip
 
 
-@pytest.mark.parametrize("selector", fm.SELECTORS)
-@pytest.mark.parametrize("view", fm.VIEWS)
+@pytest.mark.parametrize("selector", choices.SELECTORS)
+@pytest.mark.parametrize("view", choices.VIEWS)
 def test_ns3l_adds_its_term_from_the_same_pass(selector, view):
     model, ema, reference = models()
     hp = hparams("fixmatch+ns3l", ns3l_selector=selector, ns3l_view=view, ns3l_weight=2.0,
