@@ -5,7 +5,9 @@ A pass is one forward and backward of WRN-28-2 on a batch of 100 32×32 images. 
 stack's step takes 1 to 4 of them by method (docs/realistic_ssl.md, "Passes per step"); a
 MixMatch iteration about 2.35 by FLOPs (3 × 64 images forward and backward, 2 × 64 forward for
 the guess). A smaller network or image costs its share by FLOPs: convolution work grows with
-depth (and MixMatch's scales), with the square of the width and with the pixels. The CPU price
+depth (and MixMatch's scales), with the square of the width and with the pixels. A FixMatch
+iteration is one pass over B(1 + 2μ) images (960 at B = 64, μ = 7: 9.6 passes), and CTAugment's
+B probes forward through the EMA model (a third of a pass each 100: 0.21). The CPU price
 is measured here (2 cores); the GPU price is an assumption to plan with, not a measurement
 (there was no GPU). Each run also costs a fixed start (TensorFlow, tracing, the evaluations of
 a short run): 30 s on the CPU here, from the demo and the mini table, 60 s assumed on a GPU."""
@@ -18,6 +20,7 @@ IMAGE_SIZE = {"cifar10": 32, "cifar100": 32, "svhn": 32, "stl10": 96, "digits": 
 # Passes beyond the first that each Oliver-stack term adds (pl's depends on the protocol).
 EXTRA_PASSES = {"ns3l": 1, "pi": 1, "vat": 2, "mt": 1, "em": 0}
 MIXMATCH_PASSES = 2.35
+FORWARD_SHARE = 1 / 3  # a forward alone, of a forward and backward
 
 
 def passes_per_step(config: RunConfig) -> float:
@@ -31,6 +34,11 @@ def passes_per_step(config: RunConfig) -> float:
         return passes * size * pixels * config.value("batch_size") / 100
     size = (config.value("filters") / 32) ** 2 * config.value("repeat") / 4
     size *= config.value("scales") / 3  # each scale: half the side, twice the filters
+    if "uratio" in config.settings:  # FixMatch: one pass over every view, and the probes
+        images = config.value("batch") * (1 + 2 * config.value("uratio"))
+        if config.value("augment") == "ctaugment":
+            images += config.value("batch") * FORWARD_SHARE
+        return images / 100 * size * pixels
     return MIXMATCH_PASSES * size * pixels * config.value("batch") / 64
 
 

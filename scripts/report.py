@@ -50,6 +50,8 @@ from .collect import (
 )
 from .tables import (
     DEFAULT_PROTOCOL,
+    FIXMATCH,
+    FIXMATCH_ORIGINAL,
     GRID_KEYS,
     METRICS,
     ORIGINAL,
@@ -65,7 +67,11 @@ from .tables import (
     preset_values,
 )
 
-LENGTHS = {"realistic_ssl": "train_steps", "mixmatch": "train_kimg"}
+LENGTHS = {"realistic_ssl": "train_steps", "mixmatch": "train_kimg", "fixmatch": "train_kimg"}
+UNVERIFIED = (
+    "the original paper's number here has one secondary transcription only (fixmatch spec §9): "
+    "re-check it against the paper before quoting"
+)
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "svhn": "SVHN", "stl10": "STL-10"}
 TABLE_FIELDS = (
     "table", "protocol", "dataset", "n_labeled", "method", "changed", "ours_mean", "ours_std",
@@ -184,6 +190,9 @@ def table_rows(table: Table, groups: dict) -> list[Row]:
             notes = []
             if published and original and not variant:
                 notes += [note] if (note := papers_note(published, original, summary)) else []
+            if cell.stack == FIXMATCH:
+                original, more = fixmatch_original(cell, variant)
+                notes += more
             if note := ROW_NOTES.get((cell.stack, cell.dataset)):
                 notes.append(note)
             rules = sorted({run.split_rule for run in runs if run.split_rule})
@@ -192,6 +201,24 @@ def table_rows(table: Table, groups: dict) -> list[Row]:
             rows.append(Row(table, cell, variant, summary, bool(runs), published, original,
                             notes))  # fmt: skip
     return rows
+
+
+def fixmatch_original(cell: Cell, variant: Variant) -> tuple[Published | None, list[str]]:
+    """The FixMatch paper's number for a FixMatch row in its strong augmentation (CTAugment,
+    unless the runs changed --augment), and the row's notes: the paper's other augmentation's
+    number, and whether the number shown is unverified."""
+    if cell.method != "fixmatch":
+        return None, []
+    augment = dict(variant).get("augment", "ctaugment")
+    other = "ctaugment" if augment == "randaugment" else "randaugment"
+    mine = FIXMATCH_ORIGINAL[augment].get((cell.dataset, cell.n_labeled))
+    theirs = FIXMATCH_ORIGINAL[other].get((cell.dataset, cell.n_labeled))
+    notes = [UNVERIFIED] if mine and not mine.verified else []
+    if theirs:
+        flag = "" if theirs.verified else ", unverified"
+        notes.append(f"{theirs.where.split(', ')[-1]} in the same table: "
+                     f"{fmt(theirs.mean, theirs.std)}{flag}")  # fmt: skip
+    return mine, notes
 
 
 def print_table(table: Table, groups: dict, csv_rows: list[dict]) -> None:

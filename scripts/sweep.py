@@ -46,6 +46,7 @@ from .compute import estimate_line
 from .status import LOG_FILE, SLURM_JOB_FILE
 from .tables import (
     DEFAULT_PROTOCOL,
+    FIXMATCH,
     MIXMATCH,
     REALISTIC,
     TABLES,
@@ -343,7 +344,7 @@ def tuning(args: argparse.Namespace) -> Table:
         return tune_table(TUNE_PRESETS[args.preset])
     if not (args.method and args.grid):
         raise UsageError("tune: expected --preset NAME, or --method, --dataset and --grid k=a,b")
-    stack = MIXMATCH if args.method.startswith("mixmatch") else REALISTIC
+    stack = {"mixmatch": MIXMATCH, "fixmatch": FIXMATCH}.get(args.method.split("+")[0], REALISTIC)
     n_labeled = args.n_labeled or preset_values(stack, args.dataset, 0, args.method)["n_labeled"]
     space = dict(args.grid)
     return tune_table((((stack, args.dataset, n_labeled, args.method), space),))

@@ -1,4 +1,5 @@
-"""Which runs each paper table and Figure 3 need, and the numbers both papers published for them.
+"""Which runs each paper table and Figure 3 need, and the numbers both papers published for them;
+and FixMatch ± NS3L at the FixMatch paper's Table 2 cells, beside that paper's numbers.
 
 A run is a cell (stack, data set, labels, method, protocol, grid point) at one seed; seeds 1-5 are
 the paper's five labeled splits (NS3L §4.4). Tables share cells: Table 2's VAT, VAT + EntMin and
@@ -14,14 +15,20 @@ import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from fixmatch import presets as fixmatch_presets
 from mixmatch import presets as mixmatch_presets
 from ns3l.errors import UsageError
 from realistic_ssl import presets as realistic_presets
 
-REALISTIC, MIXMATCH = "realistic_ssl", "mixmatch"
+REALISTIC, MIXMATCH, FIXMATCH = "realistic_ssl", "mixmatch", "fixmatch"
 PAPER_SEEDS = (1, 2, 3, 4, 5)  # NS3L §4.4: "5 splits ..., each with a different seed"
 # The paper's number in each stack's results.json (NS3L §4.4; spec §3.5 and mixmatch spec §4).
-METRICS = {REALISTIC: "test_error_at_best_valid", MIXMATCH: "median_test_error_last20"}
+# FixMatch's: the same median of the last 20 EMA test errors (fixmatch spec §7).
+METRICS = {
+    REALISTIC: "test_error_at_best_valid",
+    MIXMATCH: "median_test_error_last20",
+    FIXMATCH: "median_test_error_last20",
+}
 # The values a Figure 3 grid point changes; every other value stays at the preset (NS3L §5).
 FIGURE3_KEYS = ("ns3l_threshold", "ns3l_weight")
 # The hyperparameters a grid (Figure 3, scripts/tune.sh) may vary: a run that changes one of them
@@ -101,6 +108,8 @@ def preset_values(
     given = {"n_labeled": n_labeled or None}  # 0: the data set's preset
     if stack == REALISTIC:
         settings = realistic_presets.resolve(method, dataset, given, protocol or DEFAULT_PROTOCOL)
+    elif stack == FIXMATCH:
+        settings = fixmatch_presets.resolve(method, dataset, given)
     else:
         settings = mixmatch_presets.resolve(method, dataset, given)
     return {name: setting.value for name, setting in settings.items()}
@@ -129,6 +138,7 @@ def grid_cells(
 TABLE1_METHODS = ("supervised", "pl", "ns3l", "vat", "vat+em", "pi", "pi+ns3l", "vat+ns3l")
 TABLE2_METHODS = ("vat", "vat+em", "vat+pl", "vat+ns3l")
 MIXMATCH_METHODS = ("mixmatch", "mixmatch+ns3l")
+FIXMATCH_METHODS = ("fixmatch", "fixmatch+ns3l")
 # Figure 3 grid (NS3L §5 gives 4 thresholds x 3 weights but not their values): T around the
 # optimum T ≈ 0.04 that the paper finds in every panel, holding both tables' values (0.04 in the
 # Oliver stack, 0.05 with MixMatch) and about half and double; λ1 spaced ~3x around each panel's
@@ -148,7 +158,8 @@ FIGURE3_PANELS = (
 # schedule scaled as the demo scales it (warm-up 1/4, decay at 13/20, 10 evaluations) but to 400
 # steps, not 1,000: 30 runs in 30 minutes on 2 cores (600 steps took 36, docs/reproducing.md).
 # MixMatch at half width and depth for 384 iterations, EMA and BN decay 0.99 for so short a run,
-# its λ_U ramp an eighth of the run (the paper's sixty-fourth would be 6 iterations).
+# its λ_U ramp an eighth of the run (the paper's sixty-fourth would be 6 iterations). FixMatch
+# in MixMatch's small network and length (no ramp to shorten; its cosine follows the length).
 MINI_FLAGS = {
     REALISTIC: {
         "wrn_depth": 10, "wrn_width": 2, "bn_momentum": 0.99,
@@ -157,6 +168,10 @@ MINI_FLAGS = {
     MIXMATCH: {
         "filters": 16, "repeat": 2, "bn_momentum": 0.99, "ema": 0.99,
         "train_kimg": 24, "warmup_kimg": 3, "report_kimg": 1,
+    },
+    FIXMATCH: {
+        "filters": 16, "repeat": 2, "bn_momentum": 0.99, "ema": 0.99,
+        "train_kimg": 24, "report_kimg": 1,
     },
 }  # fmt: skip
 
@@ -208,8 +223,15 @@ TABLES = {
         Table(
             "mini", "Mini table: digits, 50 labels, small networks, short schedules (CPU)",
             cells(REALISTIC, (("digits", 50),), TABLE1_METHODS)
-            + cells(MIXMATCH, (("digits", 50),), MIXMATCH_METHODS),
+            + cells(MIXMATCH, (("digits", 50),), MIXMATCH_METHODS)
+            + cells(FIXMATCH, (("digits", 50),), FIXMATCH_METHODS),
             seeds=(1, 2, 3), flags=MINI_FLAGS, default_root="runs/mini",
+        ),
+        Table(
+            "table_fixmatch",
+            "FixMatch ± NS3L at the FixMatch paper's Table 2 cells (CTAugment), median of the "
+            "last 20 test errors %",
+            cells(FIXMATCH, fixmatch_presets.PAPER_CELLS, FIXMATCH_METHODS),
         ),
     )
 }  # fmt: skip
@@ -222,6 +244,7 @@ class Published:
     mean: float
     std: float
     where: str
+    verified: bool = True  # False: one secondary transcription only (fixmatch spec §9)
 
 
 # Column (and row) headers as the paper prints them; it spells one row "Mixmatch + NS3L".
@@ -229,6 +252,7 @@ PAPER_COLUMNS = {
     "supervised": "Supervised", "pl": "PL", "ns3l": "NS3L", "vat": "VAT",
     "vat+em": "VAT + EntMin", "pi": "Π model", "pi+ns3l": "Π + NS3L", "vat+ns3l": "VAT + NS3L",
     "vat+pl": "VAT + PL", "mixmatch": "MixMatch", "mixmatch+ns3l": "MixMatch + NS3L",
+    "fixmatch": "FixMatch", "fixmatch+ns3l": "FixMatch + NS3L",
 }  # fmt: skip
 
 
@@ -283,6 +307,35 @@ ORIGINAL: dict[tuple[str, int, str], Published] = {
         ("cifar10", 250, 11.08, 0.87), ("cifar10", 4000, 6.24, 0.06), ("svhn", 250, 3.78, 0.26),
         ("svhn", 1000, 3.27, 0.31), ("stl10", 1000, 10.18, 1.46))},
 }  # fmt: skip
+
+# FixMatch's Table 2 (Sohn et al. 2020; fixmatch spec §9), both rows: (RA, CTA) per cell. The
+# spec verifies the RA rows of CIFAR-10 and CIFAR-100, CTA at CIFAR-10 / 40 (the abstract) and
+# STL-10 in both rows; every other number (the CTA row, SVHN) has one secondary transcription.
+FIXMATCH_PAPER = "FixMatch paper (Sohn et al. 2020), Table 2"
+_FIXMATCH_TABLE2 = {
+    ("cifar10", 40): ((13.81, 3.37, True), (11.39, 3.35, True)),
+    ("cifar10", 250): ((5.07, 0.65, True), (5.07, 0.33, False)),
+    ("cifar10", 4000): ((4.26, 0.05, True), (4.31, 0.15, False)),
+    ("cifar100", 400): ((48.85, 1.75, True), (49.95, 3.01, False)),
+    ("cifar100", 2500): ((28.29, 0.11, True), (28.64, 0.24, False)),
+    ("cifar100", 10000): ((22.60, 0.12, True), (23.18, 0.11, False)),
+    ("svhn", 40): ((3.96, 2.17, False), (7.65, 7.65, False)),
+    ("svhn", 250): ((2.48, 0.38, False), (2.64, 0.64, False)),
+    ("svhn", 1000): ((2.28, 0.11, False), (2.36, 0.19, False)),
+    ("stl10", 1000): ((7.98, 1.50, True), (5.17, 0.63, True)),
+}
+# By the strong augmentation: our default (and the original code's) is CTAugment.
+FIXMATCH_ORIGINAL: dict[str, dict[tuple[str, int], Published]] = {
+    augment: {
+        cell: Published(row[i][0], row[i][1], f"{FIXMATCH_PAPER}, FixMatch ({name})", row[i][2])
+        for cell, row in _FIXMATCH_TABLE2.items()
+    }
+    for i, (augment, name) in enumerate((("randaugment", "RA"), ("ctaugment", "CTA")))
+}
+ORIGINAL |= {
+    (dataset, n, "fixmatch"): published
+    for (dataset, n), published in FIXMATCH_ORIGINAL["ctaugment"].items()
+}
 # What a report row of a data set must say besides its numbers.
 ROW_NOTES = {
     ("mixmatch", "stl10"): "STL-10's length (16,384 kimg) is assumed: the paper trains "

@@ -10,8 +10,8 @@ from scripts.tables import TABLES, Cell
 
 
 def config(stack: str, method: str, dataset: str = "cifar10", *flags: str, protocol: str = "pt"):
-    n = {"cifar10": 4000, "svhn": 1000, "stl10": 1000, "digits": 50}[dataset]
-    cell = Cell(f"{stack}", dataset, n, method, protocol=protocol if stack != "mixmatch" else "")
+    n = {"cifar10": 4000, "cifar100": 400, "svhn": 1000, "stl10": 1000, "digits": 50}[dataset]
+    cell = Cell(stack, dataset, n, method, protocol=protocol if stack == "realistic_ssl" else "")
     argv = sweep.command(cell, 1, Path("x"), TABLES["table1"], python="python")
     return sweep.resolved_config((*argv, *flags))
 
@@ -33,6 +33,19 @@ def test_smaller_networks_and_images_cost_their_share_of_flops():
     assert passes_per_step(config("mixmatch", "mixmatch")) == pytest.approx(2.35)
     # STL-10: 9 times the pixels and a fourth scale: 12 times a CIFAR-10 iteration.
     assert passes_per_step(config("mixmatch", "mixmatch", "stl10")) == pytest.approx(2.35 * 12)
+
+
+def test_a_fixmatch_iteration_is_one_pass_over_every_view_and_the_probes():
+    # 64 labeled + 2 × 448 unlabeled = 960 images (9.6 passes of 100), CTAugment's 64 probes
+    # forward only (a third each: 0.213).
+    assert passes_per_step(config("fixmatch", "fixmatch")) == pytest.approx(9.6 + 64 / 300)
+    assert passes_per_step(config("fixmatch", "fixmatch+ns3l")) == pytest.approx(9.6 + 64 / 300)
+    randaugment = config("fixmatch", "fixmatch", "cifar10", "--augment=randaugment")
+    assert passes_per_step(randaugment) == pytest.approx(9.6)  # no probes
+    # CIFAR-100's 128 filters: 16 times the work.
+    assert passes_per_step(config("fixmatch", "fixmatch", "cifar100")) == pytest.approx(
+        16 * (9.6 + 64 / 300)
+    )
 
 
 def test_estimate_prices_the_remaining_steps_and_packs_runs_into_slots():

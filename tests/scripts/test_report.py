@@ -8,7 +8,15 @@ import sys
 import pytest
 
 from scripts import figure3, report, sweep
-from scripts.tables import PAPER, TABLES, TUNE_PRESETS, Table, tune_table
+from scripts.tables import (
+    FIXMATCH_ORIGINAL,
+    ORIGINAL,
+    PAPER,
+    TABLES,
+    TUNE_PRESETS,
+    Table,
+    tune_table,
+)
 
 
 def fake_run(root, table, logdir_part, seed, value, finished=True, scale=1.0):
@@ -18,7 +26,8 @@ def fake_run(root, table, logdir_part, seed, value, finished=True, scale=1.0):
     run = next(r for r in runs if str(r.logdir).endswith(f"{logdir_part}/seed{seed}"))
     config = sweep.resolved_config(run.argv).as_json()
     stack = run.argv[2].split(".")[0]
-    metric = {"realistic_ssl": "test_error_at_best_valid", "mixmatch": "median_test_error_last20"}
+    metric = {"realistic_ssl": "test_error_at_best_valid", "mixmatch": "median_test_error_last20",
+              "fixmatch": "median_test_error_last20"}  # fmt: skip
     record = {
         "stack": stack, "config": config, "seed": seed, "dataset": config["dataset"],
         "method": config["method"], "step": 1000, "finished": finished,
@@ -97,7 +106,7 @@ def test_tables_against_hand_computed_values(results, tmp_path, capsys):
     assert row(table2, "| CIFAR-10 / 4,000 | VAT + NS3L |")[2:] == [
         "not run", "13.94 ± 0.10", "–", "–", "0/5",
     ]  # fmt: skip
-    assert "No runs yet for: table3, table5, demo, mini." in out
+    assert "No runs yet for: table3, table5, demo, mini, table_fixmatch." in out
     assert (tmp_path / "out" / "report.md").read_text() in out
 
 
@@ -164,6 +173,45 @@ def test_published_numbers():
     stl = PAPER[("table5", "stl10", 1000, "mixmatch+ns3l")]
     assert (stl.mean, stl.std) == (21.74, 0.33)
     assert PAPER[("table3", "cifar10", 250, "mixmatch")].std == 1.60
+
+
+def test_fixmatch_rows_stand_beside_the_fixmatch_papers_table_2(tmp_path, capsys):
+    for seed, value in [(1, 10.0), (2, 12.0), (3, 14.0)]:
+        fake_run(tmp_path, "table_fixmatch", "cifar10@40/fixmatch", seed, value)
+    fake_run(tmp_path, "table_fixmatch", "cifar10@40/fixmatch+ns3l", 1, 9.5)
+    fake_run(tmp_path, "table_fixmatch", "svhn@40/fixmatch", 1, 4.0)
+    report.report(tmp_path, tmp_path / "out")
+    out = capsys.readouterr().out
+    table = out[out.index("### FixMatch ± NS3L") :]
+    # (10, 12, 14): mean 12, sample std 2; the CTA row's 11.39 ± 3.35, the abstract's 88.61%.
+    assert row(table, "| CIFAR-10 / 40 | FixMatch (1) |")[2:] == [
+        "12.00 ± 2.00", "–", "–", "11.39 ± 3.35", "3/5",
+    ]  # fmt: skip
+    assert "(1) FixMatch (RA) in the same table: 13.81 ± 3.37" in table
+    assert row(table, "| CIFAR-10 / 40 | FixMatch + NS3L |")[2:] == [
+        "9.50",
+        "–",
+        "–",
+        "–",
+        "1/5",
+    ]  # fmt: skip  (new: no paper has it)
+    svhn = row(table, "| SVHN / 40 | FixMatch (")
+    assert svhn[2:4] == ["4.00", "–"] and svhn[5] == "7.65 ± 7.65"
+    assert "one secondary transcription only (fixmatch spec §9)" in table
+    assert "FixMatch (RA) in the same table: 3.96 ± 2.17, unverified" in table
+    assert row(table, "| STL-10 / 1,000 | FixMatch (")[2:] == [
+        "not run", "–", "–", "5.17 ± 0.63", "0/5",
+    ]  # fmt: skip
+
+
+def test_the_fixmatch_papers_numbers_by_augmentation():
+    ra, cta = FIXMATCH_ORIGINAL["randaugment"], FIXMATCH_ORIGINAL["ctaugment"]
+    assert len(ra) == len(cta) == 10
+    assert (ra[("cifar10", 250)].mean, cta[("cifar10", 40)].mean) == (5.07, 11.39)  # abstract
+    assert (ra[("stl10", 1000)].mean, cta[("stl10", 1000)].mean) == (7.98, 5.17)
+    assert ra[("cifar100", 10000)].verified and not cta[("cifar100", 10000)].verified
+    assert not any(table[("svhn", n)].verified for table in (ra, cta) for n in (40, 250, 1000))
+    assert ORIGINAL[("cifar100", 400, "fixmatch")] is cta[("cifar100", 400)]  # our default
 
 
 def test_mini_table_rows_are_the_small_runs_without_a_paper_row(tmp_path, capsys):

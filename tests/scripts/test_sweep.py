@@ -53,7 +53,9 @@ def test_the_tf_protocol_runs_in_directories_of_its_own():
     assert [r.argv for r in runs_of("table4")] == [r.argv for r in runs_of("table4", protocol="tf")]
 
 
-@pytest.mark.parametrize("table", ["table1", "table2", "table3", "table4", "table5"])
+@pytest.mark.parametrize(
+    "table", ["table1", "table2", "table3", "table4", "table5", "table_fixmatch"]
+)
 def test_paper_commands_pass_no_hyperparameter(table):
     for run in runs_of(table):
         want = PROTOCOL_FLAGS if run.argv[2] == "realistic_ssl.train" else IDENTITY_FLAGS
@@ -74,6 +76,20 @@ def test_table2_and_the_mixmatch_tables():
         assert {r.argv[2] for r in runs} == {"mixmatch.train"}
         assert {(flags(r.argv)["dataset"], flags(r.argv)["n_labeled"]) for r in runs} == want
         assert {flags(r.argv)["method"] for r in runs} == {"mixmatch", "mixmatch+ns3l"}
+
+
+def test_the_fixmatch_table_is_its_papers_ten_cells_at_seeds_1_to_5():
+    runs = runs_of("table_fixmatch")
+    assert len(runs) == 10 * 2 * 5 and {r.argv[2] for r in runs} == {"fixmatch.train"}
+    cells = {(flags(r.argv)["dataset"], int(flags(r.argv)["n_labeled"])) for r in runs}
+    assert cells == {("cifar10", 40), ("cifar10", 250), ("cifar10", 4000), ("cifar100", 400),
+                     ("cifar100", 2500), ("cifar100", 10000), ("svhn", 40), ("svhn", 250),
+                     ("svhn", 1000), ("stl10", 1000)}  # fmt: skip
+    assert {flags(r.argv)["method"] for r in runs} == {"fixmatch", "fixmatch+ns3l"}
+    assert {int(flags(r.argv)["seed"]) for r in runs} == {1, 2, 3, 4, 5}
+    cifar100 = next(r for r in runs if flags(r.argv)["dataset"] == "cifar100")
+    config = sweep.resolved_config(cifar100.argv)
+    assert (config.value("filters"), config.value("wd")) == (128, 1e-3)  # from the presets
 
 
 def test_table2_reuses_table1_runs_by_directory():
@@ -154,7 +170,7 @@ def test_scale_shortens_the_schedule_and_keeps_an_evaluation():
 
 def test_mini_table_flags_and_scale_on_top_of_them():
     runs = runs_of("mini")
-    assert len(runs) == 10 * 3 and sorted({r.seed for r in runs}) == [1, 2, 3]
+    assert len(runs) == 12 * 3 and sorted({r.seed for r in runs}) == [1, 2, 3]  # 8 + 2 + 2
     ns3l = flags(next(r.argv for r in runs if "/pt/ns3l/" in str(r.logdir)))
     assert (ns3l["dataset"], ns3l["n_labeled"], ns3l["wrn_depth"], ns3l["train_steps"]) == (
         "digits", "50", "10", "400",
@@ -164,6 +180,12 @@ def test_mini_table_flags_and_scale_on_top_of_them():
     assert (half["train_steps"], half["warmup_steps"], half["eval_every"]) == ("200", "50", "20")
     supervised = flags(next(r.argv for r in plan if "/pt/supervised/" in str(r.logdir)))
     assert "warmup_steps" not in supervised and supervised["train_steps"] == "200"  # no ramp-up
+    fixmatch = flags(next(r.argv for r in plan if "/fixmatch+ns3l/" in str(r.logdir)))
+    assert (fixmatch["filters"], fixmatch["train_kimg"], fixmatch["report_kimg"]) == (
+        "16",
+        "12",
+        "1",
+    )
 
 
 def write_results(run: sweep.Run, finished: bool, step: int, **config_changes) -> None:
@@ -304,3 +326,10 @@ def test_tune_runs_a_named_grid_or_one_given_on_the_command_line(tmp_path, capsy
     )
     assert sweep.main(["tune", "--method=ns3l"]) == 2
     assert "tune: expected --preset NAME, or --method" in capsys.readouterr().err
+
+
+def test_every_table_has_its_shell_script():
+    scripts = {path.name: path.read_text() for path in (ROOT / "scripts").glob("*.sh")}
+    for name in set(TABLES) - {"demo"}:  # the demo's own command is realistic_ssl.demo
+        script = {"mini": "mini_table.sh"}.get(name, f"{name}.sh")
+        assert f"-m scripts.sweep {name} " in scripts[script], script
