@@ -1,6 +1,6 @@
 """Time of each method's real compiled train step, and of the input pipeline that feeds it.
 
-    python -m bench.steps [--stack realistic_ssl|mixmatch] [--methods supervised,ns3l,...]
+    python -m bench.steps [--stack realistic_ssl|mixmatch|fixmatch] [--methods ns3l,...]
         [--batch N] [--steps N] [--xla] [--mixed_precision] [--steps_per_call N]
         [--strategy default|mirrored]
         [--feed prefetched|pipeline] [--wrn_depth D] [--wrn_width W] [--filters F] [--repeat R]
@@ -12,13 +12,16 @@ RunConfig, CIFAR-10 presets, synthetic data of CIFAR shape), compiles its step w
 `ns3l.training.runs.compiled_step` and warms it up, then steps all methods in turn, `--steps`
 rounds. It prints one JSON line per method: median / min / max ms per step, images per second
 (the rows a step reads: 50 labeled + 50 unlabeled for realistic_ssl, 64 labeled + 64 unlabeled for
-MixMatch), the ratio to the stack's plain baseline (`supervised`, `mixmatch`), the process's peak
+MixMatch, 64 + 2 × 448 views for FixMatch), the ratio to the stack's plain baseline (`supervised`,
+`mixmatch`, `fixmatch`), the process's peak
 RSS so far, the devices and the load average. `--strategy=mirrored` repeats the set for 1, 2, ...
 replicas; without a GPU it splits the CPU into two logical devices first (sharing its cores).
 
 Pipeline mode times `train_batches` of both stacks alone on 50,000 synthetic CIFAR-size images
 (batches per second), and the augmentation alone: the Oliver stack augments inside every WRN pass
-and MixMatch inside its step, both on the device, so the input pipeline only gathers rows."""
+and MixMatch inside its step, both on the device, so the input pipeline only gathers rows.
+FixMatch augments on the host (PIL's ops, fixmatch/data.py); steps mode feeds its step
+already-augmented synthetic views, so its ratio is the device step's alone."""
 
 import argparse
 import json
@@ -34,10 +37,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import fixmatch.loop
 import mixmatch.data
 import mixmatch.loop
 import realistic_ssl.data
 import realistic_ssl.loop
+from fixmatch import presets as fixmatch_presets
+from fixmatch.config import RunConfig as FixMatchConfig
 from mixmatch import presets as mixmatch_presets
 from mixmatch.config import RunConfig as MixMatchConfig
 from mixmatch.wrn import default_scales
@@ -51,15 +57,17 @@ from realistic_ssl import presets as oliver_presets
 from realistic_ssl.config import RunConfig as OliverConfig
 from realistic_ssl.wrn import CIFAR_AUGMENTATION
 
-STACKS = ("realistic_ssl", "mixmatch")
-BASELINE = {"realistic_ssl": "supervised", "mixmatch": "mixmatch"}
+STACKS = ("realistic_ssl", "mixmatch", "fixmatch")
+BASELINE = {"realistic_ssl": "supervised", "mixmatch": "mixmatch", "fixmatch": "fixmatch"}
 DEFAULT_METHODS = {
     "realistic_ssl": ("supervised", "pl", "pi", "ns3l", "vat", "vat+em", "pi+ns3l", "vat+ns3l"),
     "mixmatch": ("mixmatch", "mixmatch+ns3l"),
+    "fixmatch": ("fixmatch", "fixmatch+ns3l"),
 }
-DEFAULT_BATCH = {  # the presets' batch: 50 labeled + 50 unlabeled rows; 64 + 64
+DEFAULT_BATCH = {  # the presets' batch: 50 labeled + 50 unlabeled rows; 64 + 64; 64 + 7 × 64
     "realistic_ssl": oliver_presets.COMMON["batch_size"].value,
     "mixmatch": mixmatch_presets.COMMON["batch"].value,
+    "fixmatch": fixmatch_presets.COMMON["batch"].value,
 }
 CLASSES = 10
 SEED = 1
@@ -146,10 +154,42 @@ def prepare_mixmatch(
     return Prepared(trainer.train_step, batches, trainer.model)
 
 
-PREPARE = {"realistic_ssl": prepare_oliver, "mixmatch": prepare_mixmatch}
+def prepare_fixmatch(
+    method: str, batch: int, network: Network, strategy: tf.distribute.Strategy, xla: bool
+) -> Prepared:
+    """FixMatch's trainer, built as fixmatch.loop.train does, on synthetic views in [-1, 1]:
+    `batch` labeled rows, μ·batch weak and as many strong (the host's augmentation not timed)."""
+    given = {"batch": batch, "filters": network.filters, "repeat": network.repeat,
+             "scales": default_scales(network.image_size)}  # fmt: skip
+    settings = fixmatch_presets.resolve(method, "cifar10", given)
+    config = FixMatchConfig(method=method, dataset="cifar10", seed=SEED, logdir="",
+                            settings=settings, xla=xla)  # fmt: skip
+    data = mixmatch_data(STEP_IMAGES, network.image_size, n_labeled=250)
+    with strategy.scope():
+        trainer = fixmatch.loop.build_trainer(config, data)
+    rng = np.random.default_rng(SEED)
+    rows_u = batch * settings["uratio"].value
+    shape = (network.image_size, network.image_size, 3)
+
+    def views(rows: int) -> np.ndarray:
+        return rng.uniform(-1, 1, (8, rows, *shape)).astype(np.float32)  # 8 batches, cycled
+
+    batches = tf.data.Dataset.from_tensor_slices((
+        views(batch), rng.integers(0, CLASSES, (8, batch)), views(rows_u), views(rows_u),
+        rng.integers(0, CLASSES, (8, rows_u)),
+    )).repeat()  # fmt: skip
+    return Prepared(trainer.train_step, batches, trainer.model)
+
+
+PREPARE = {
+    "realistic_ssl": prepare_oliver,
+    "mixmatch": prepare_mixmatch,
+    "fixmatch": prepare_fixmatch,
+}
 PARSE_METHOD = {
     "realistic_ssl": oliver_presets.parse_method,
     "mixmatch": mixmatch_presets.parse_method,
+    "fixmatch": fixmatch_presets.parse_method,
 }
 
 
@@ -297,7 +337,9 @@ def run_steps(
     a process competing for the cores for a while slows every method alike, not just one."""
     baseline = BASELINE[stack]
     ordered = [baseline, *(m for m in methods if m != baseline)]
-    images = batch * (2 if stack == "mixmatch" else 1)  # MixMatch reads x and u, `batch` each
+    # The rows a step reads: MixMatch x and u, `batch` each; FixMatch x and both views of μ·batch.
+    mu = fixmatch_presets.COMMON["uratio"].value
+    images = batch * {"mixmatch": 2, "fixmatch": 1 + 2 * mu}.get(stack, 1)
     records = []
     for strategy in strategies(options.strategy):
         timed = [start_method(stack, m, batch, network, strategy, options) for m in ordered]

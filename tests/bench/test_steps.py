@@ -31,3 +31,14 @@ def test_mixmatch_under_xla_and_mixed_precision_several_steps_per_call():
         assert "error" not in record and record["ms_median"] > 0
         assert record["policy"] == "mixed_bfloat16" and record["xla"]
         assert (record["steps_per_call"], record["feed"]) == (3, "pipeline")
+
+
+def test_fixmatch_steps_on_synthetic_views():
+    tiny = ["--filters=4", "--repeat=1", "--image_size=8", "--batch=4", "--warmup=1", "--steps=2"]
+    records = steps.main(["--stack=fixmatch", *tiny])
+    assert [r["method"] for r in records] == ["fixmatch", "fixmatch+ns3l"]
+    assert records[0]["ratio"] == 1.0 and records[1]["ratio"] > 0
+    # A step reads 4 labeled rows and both views of 7 × 4 unlabeled ones: 60 images.
+    assert records[0]["images_per_s"] == pytest.approx(
+        60 / (records[0]["ms_median"] / 1e3), rel=0.02
+    )
