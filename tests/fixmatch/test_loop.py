@@ -76,3 +76,8 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     assert rates and not np.all(want[rates[0]] == 1.0)  # the probes moved the rates
     for name in want:
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+def test_a_run_under_mirrored_strategy_on_two_devices(tmp_path):
+    result = train(tiny_config("fixmatch+ns3l", tmp_path, iterations=8, strategy="mirrored"))
+    assert result["finished"] and result["step"] == 8
