@@ -18,8 +18,7 @@ from fixmatch.config import RunConfig
 from fixmatch.data import LaggedRates, RatesVariables, StrongAugment, prepare, train_batches
 from fixmatch.step import FixMatchTrainer
 from mixmatch.data import augmentation_for
-from mixmatch.loop import copy_bn_statistics, evaluate, results
-from mixmatch.wrn import ResNet
+from mixmatch.loop import build_models, copy_bn_statistics, evaluate, results
 from ns3l.training import precision
 from ns3l.training.checkpoints import RunCheckpoint
 from ns3l.training.distribute import distribute
@@ -160,19 +159,7 @@ def _to_unit(images: np.ndarray) -> tf.Tensor:
 
 def build_trainer(config: RunConfig, data) -> FixMatchTrainer:
     """The raw model, its EMA twin (starting at the same weights) and the trainer."""
-    shape = (1, *data.train_images.shape[1:])
-
-    def resnet() -> ResNet:
-        model = ResNet(
-            data.num_classes, seed=config.seed, filters=config.value("filters"),
-            repeat=config.value("repeat"), scales=config.value("scales"),
-            bn_momentum=config.value("bn_momentum"), synchronized_bn=config.sync_bn,
-        )  # fmt: skip
-        model(tf.zeros(shape))
-        return model
-
-    model, ema_model = resnet(), resnet()
-    ema_model.set_weights(model.get_weights())
+    model, ema_model = build_models(config, data)
     hparams = {name: setting.value for name, setting in config.settings.items()}
     return FixMatchTrainer(model, ema_model, hparams, config.iterations, config.xla)
 

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mixmatch.config import RunConfig
+from mixmatch.config import KimgRunConfig, RunConfig
 from mixmatch.data import PreparedData, augmentation_for, prepare, to_unit_range, train_batches
 from mixmatch.step import MixMatchTrainer
 from mixmatch.wrn import ResNet
@@ -118,8 +118,9 @@ def _train(
     return final_record(config.logdir, "median_test_error_last20", write)
 
 
-def build_trainer(config: RunConfig, data: PreparedData) -> MixMatchTrainer:
-    """The raw model, its EMA twin (starting at the same weights, spec §3.4) and the trainer."""
+def build_models(config: KimgRunConfig, data: PreparedData) -> tuple[ResNet, ResNet]:
+    """The raw ResNet of `config`'s settings and its EMA twin, starting at the same weights
+    (spec §3.4; FixMatch's too, fixmatch spec §1)."""
     shape = (1, *data.train_images.shape[1:])
 
     def resnet() -> ResNet:
@@ -133,6 +134,12 @@ def build_trainer(config: RunConfig, data: PreparedData) -> MixMatchTrainer:
 
     model, ema_model = resnet(), resnet()
     ema_model.set_weights(model.get_weights())
+    return model, ema_model
+
+
+def build_trainer(config: RunConfig, data: PreparedData) -> MixMatchTrainer:
+    """The raw model, its EMA twin and the trainer."""
+    model, ema_model = build_models(config, data)
     hparams = {name: setting.value for name, setting in config.settings.items()}
     return MixMatchTrainer(
         model, ema_model, hparams, augmentation_for(config.dataset), config.seed,
