@@ -116,3 +116,46 @@ def test_the_trainer_keeps_keras_sgd_out():
     assert isinstance(trainer.optimizer, fm.NesterovSGD)
     assert not isinstance(trainer.optimizer, keras.optimizers.SGD)
     assert trainer.kernels == mm.kernel_variables(model) and len(trainer.kernels) > 3
+
+
+def one_step_deltas(strategy, synchronized_bn: bool):
+    with strategy.scope():
+        made = []
+        for _ in range(2):
+            model = ResNet(CLASSES, seed=1, filters=4, repeat=1, scales=2, bn_momentum=0.9,
+                           synchronized_bn=synchronized_bn)  # fmt: skip
+            model(tf.zeros((1, 16, 16, 3)))
+            made.append(model)
+        made[1].set_weights(made[0].get_weights())
+        before = [v.numpy() for v in made[0].trainable_variables]
+        # τ in the widest gap of batch(2)'s confidences (0.1796 | 0.1847): 2 of 8 rows pass.
+        trainer = FixMatchTrainer(*made, hparams(confidence=0.182), total_iterations=10)
+    inputs = tf.data.Dataset.from_tensors(batch(2))
+    step = tf.function(lambda b: strategy.run(trainer.train_step, b))
+    stats = step(next(iter(strategy.experimental_distribute_dataset(inputs))))
+    stats = {k: float(strategy.reduce("SUM", v, None)) for k, v in stats.items()}
+    deltas = [v.numpy() - w for v, w in zip(made[0].trainable_variables, before, strict=True)]
+    moving = [v.numpy() for v in made[0].non_trainable_variables]
+    return stats, deltas, moving
+
+
+def relative_distance(got: list[np.ndarray], want: list[np.ndarray]) -> float:
+    """‖got − want‖ / ‖want‖ over all arrays together."""
+    squared = sum(float(np.sum((a - b) ** 2)) for a, b in zip(got, want, strict=True))
+    return (squared / sum(float(np.sum(b**2)) for b in want)) ** 0.5
+
+
+def test_two_replicas_with_synchronized_bn_take_the_single_device_step():
+    from ns3l.training.distribute import make_strategy
+
+    single = one_step_deltas(tf.distribute.get_strategy(), synchronized_bn=False)
+    synced = one_step_deltas(make_strategy("mirrored"), synchronized_bn=True)
+    per_replica = one_step_deltas(make_strategy("mirrored"), synchronized_bn=False)
+    assert single[0]["count/mask"] == 0.25  # both kinds of unlabeled rows
+    for name, value in single[0].items():  # each replica's share, summed
+        assert synced[0][name] == pytest.approx(value, rel=1e-5, abs=1e-7), name
+    # The update (lr·1.9·g) and the BN moving statistics, to float32 summation order: 1e-6
+    # measured; per-replica BN normalises each half by its own moments, 2 % away.
+    assert relative_distance(synced[1], single[1]) < 2e-5
+    assert relative_distance(synced[2], single[2]) < 2e-6
+    assert relative_distance(per_replica[1], single[1]) > 1e-3
