@@ -1,6 +1,4 @@
-"""The main job on the embedded digits set: supervised, NS3L and VAT+NS3L with 50 labels.
-
-    python -m realistic_ssl.demo            # about 6 minutes on 2 CPU cores, offline
+"""Supervised, NS3L and VAT+NS3L with 50 labels in the README's main job (scripts/demo.py).
 
 Same code path as a paper run (realistic_ssl.loop), in the protocol of the paper's numbers
 (`--protocol=pt`, the default; `tf` for Oliver et al.'s TF code), with two changes for a CPU
@@ -14,24 +12,9 @@ here), so the table is the same on every run on the same kind of machine.
 The table is test error at the best validation error (spec §3.5), as in the paper's Table 1.
 """
 
-import os
-import sys
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ banner
-# TensorFlow's other C++ lines: filtered unless --verbose, when run as a command (python -m, or
-# the installed ns3l-* script), never when imported (ns3l/training/console.py).
-if __name__ == "__main__" or os.path.basename(sys.argv[0]).startswith("ns3l-"):
-    os.environ["NS3L_NATIVE_LOGS"] = "verbose" if "--verbose" in sys.argv else "filter"
-
-
-import argparse
-import time
-
 from ns3l.training.settings import scaled_settings
 from realistic_ssl import presets
 from realistic_ssl.config import RunConfig
-
-METHODS = ("supervised", "ns3l", "vat+ns3l")
 
 
 def demo_config(
@@ -50,41 +33,3 @@ def demo_config(
         settings=settings, protocol=protocol, wrn_depth=10, wrn_width=2,
         **({"deterministic": True} | options),
     )  # fmt: skip
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--logdir", default="runs/demo")
-    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's C++ log lines")
-    parser.add_argument("--protocol", choices=presets.PROTOCOLS, default=presets.DEFAULT_PROTOCOL)
-    parser.add_argument("--xla", action="store_true", help="XLA (slower on CPUs)")
-    parser.add_argument("--mixed_precision", action="store_true", help="bfloat16 on a CPU")
-    args = parser.parse_args()
-    options = {"xla": args.xla, "mixed_precision": args.mixed_precision}
-    from realistic_ssl.loop import train  # TensorFlow starts here
-
-    rows = []
-    for method in METHODS:
-        config = demo_config(method, args.steps, args.seed, args.logdir, args.protocol, **options)
-        print(f"== {method}: {config.logdir}", flush=True)
-        start = time.monotonic()
-        metrics = train(config)["metrics"]
-        rows.append((method, metrics, time.monotonic() - start))
-    print(
-        f"\ndigits, 50 labels, seed {args.seed}, protocol {args.protocol}, WRN-10-2, "
-        f"{args.steps} steps (test error %)\n"
-    )
-    # The best step, not the last step's test error: [PT] tests only when validation improves.
-    print("| method | test error at best valid | best step | minutes |")
-    print("|---|---|---|---|")
-    for method, metrics, seconds in rows:
-        print(
-            f"| {method} | {metrics['test_error_at_best_valid']:.1f} "
-            f"| {metrics['best_step']} | {seconds / 60:.1f} |"
-        )
-
-
-if __name__ == "__main__":
-    main()

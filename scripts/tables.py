@@ -15,6 +15,7 @@ import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from fixmatch import demo as fixmatch_demo
 from fixmatch import presets as fixmatch_presets
 from mixmatch import presets as mixmatch_presets
 from ns3l.errors import UsageError
@@ -169,17 +170,16 @@ MINI_FLAGS = {
         "filters": 16, "repeat": 2, "bn_momentum": 0.99, "ema": 0.99,
         "train_kimg": 24, "warmup_kimg": 3, "report_kimg": 1,
     },
-    FIXMATCH: {
-        "filters": 16, "repeat": 2, "bn_momentum": 0.99, "ema": 0.99,
-        "train_kimg": 24, "report_kimg": 1,
-    },
+    FIXMATCH: fixmatch_demo.SMALL,
 }  # fmt: skip
 
-# The README demo (realistic_ssl/demo.py) as a sweep: its three runs, a 3-run smoke test for an
-# executor (a Slurm cluster). Its schedule, the paper's scaled to 1,000 steps.
+# The README demo (scripts/demo.py) as a sweep: its five runs, a smoke test for an executor (a
+# Slurm cluster). The Oliver stack's schedule, the paper's scaled to 1,000 steps
+# (realistic_ssl/demo.py); FixMatch's, the mini table's (fixmatch/demo.py).
 DEMO_FLAGS = {
     REALISTIC: {"wrn_depth": 10, "wrn_width": 2, "train_steps": 1000, "lr_decay_steps": 650,
                 "warmup_steps": 250, "eval_every": 100, "deterministic": True},
+    FIXMATCH: fixmatch_demo.SMALL | {"deterministic": True},
 }  # fmt: skip
 
 TABLES = {
@@ -216,8 +216,10 @@ TABLES = {
             ),
         ),
         Table(
-            "demo", "The README demo's runs: digits, 50 labels, WRN-10-2, 1,000 steps (CPU)",
-            cells(REALISTIC, (("digits", 50),), ("supervised", "ns3l", "vat+ns3l")),
+            "demo", "The README demo's runs: digits, 50 labels, WRN-10-2 for 1,000 steps, "
+            "FixMatch's small ResNet for 384 iterations (CPU)",
+            cells(REALISTIC, (("digits", 50),), ("supervised", "ns3l", "vat+ns3l"))
+            + cells(FIXMATCH, (("digits", 50),), FIXMATCH_METHODS),
             seeds=(1,), flags=DEMO_FLAGS, default_root="runs/demo-sweep",
         ),
         Table(

@@ -76,7 +76,7 @@ finally:
 
 
 def test_help_loads_no_tensorflow():
-    for module in ("realistic_ssl.train", "mixmatch.train", "fixmatch.train"):
+    for module in ("realistic_ssl.train", "mixmatch.train", "fixmatch.train", "scripts.demo"):
         done = run(HELP_PROBE.format(module=module))
         assert done.returncode == 0, done.stderr
         assert done.stdout.rstrip().endswith("loaded: []"), done.stdout[-300:]

@@ -330,6 +330,6 @@ def test_tune_runs_a_named_grid_or_one_given_on_the_command_line(tmp_path, capsy
 
 def test_every_table_has_its_shell_script():
     scripts = {path.name: path.read_text() for path in (ROOT / "scripts").glob("*.sh")}
-    for name in set(TABLES) - {"demo"}:  # the demo's own command is realistic_ssl.demo
+    for name in set(TABLES) - {"demo"}:  # the demo's own command is scripts.demo
         script = {"mini": "mini_table.sh"}.get(name, f"{name}.sh")
         assert f"-m scripts.sweep {name} " in scripts[script], script
