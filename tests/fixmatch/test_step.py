@@ -159,3 +159,23 @@ def test_two_replicas_with_synchronized_bn_take_the_single_device_step():
     assert relative_distance(synced[1], single[1]) < 2e-5
     assert relative_distance(synced[2], single[2]) < 2e-6
     assert relative_distance(per_replica[1], single[1]) > 1e-3
+
+
+def test_probes_are_scored_by_the_ema_weights_with_the_raw_models_bn_statistics():
+    from fixmatch.loop import probe_scorer
+
+    model, ema, reference = models()
+    trainer = FixMatchTrainer(model, ema, hparams(), total_iterations=10)
+    trainer.train_step(*batch(3))
+    probes = batch(4)[0]
+    stale = tf.nn.softmax(ema(probes, training=False)).numpy()  # the EMA model's own BN: unused
+    got = probe_scorer(trainer)(probes).numpy()
+    # spec §3.3, §6: the averaged weights, the raw model's moving statistics, inference mode.
+    reference.set_weights(model.get_weights())
+    for mine, average in zip(reference.trainable_variables, ema.trainable_variables, strict=True):
+        mine.assign(average)
+    want = tf.nn.softmax(reference(probes, training=False)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    raw = tf.nn.softmax(model(probes, training=False)).numpy()
+    # Measured 0.04 and 0.005: neither the EMA model's own statistics nor the raw weights.
+    assert np.abs(got - stale).max() > 1e-2 and np.abs(got - raw).max() > 1e-3
