@@ -17,7 +17,7 @@ from fixmatch import ctaugment
 from fixmatch.config import RunConfig
 from fixmatch.data import LaggedRates, RatesVariables, StrongAugment, prepare, train_batches
 from fixmatch.step import FixMatchTrainer
-from mixmatch.data import augmentation_for
+from mixmatch.data import augmentation_for, to_unit_range
 from mixmatch.loop import build_models, copy_bn_statistics, evaluate, results
 from ns3l.training import precision
 from ns3l.training.checkpoints import RunCheckpoint
@@ -96,8 +96,8 @@ def _train(
         return already_finished(config.logdir, METRIC)
     strong = StrongAugment(
         config.value("augment"), augmentation_for(config.dataset), config.seed, rates,
-        ra_ranges=config.settings.get("ra_ranges", _unused).value,
-        ra_probability=config.settings.get("ra_probability", _unused).value,
+        **{name: config.value(name) for name in ("ra_ranges", "ra_probability")
+           if name in config.settings},  # RandAugment's only
         workers=config.augment_workers,
     )  # fmt: skip
     batch = config.value("batch")
@@ -134,7 +134,7 @@ def _train(
                     copy_bn_statistics(trainer.model, trainer.ema_model)
                     entry = evaluate(predict, data, step, config)
                     entry["raw_test_error"] = error_rate(
-                        predict_raw, data.test_images, data.test_labels, _to_unit
+                        predict_raw, data.test_images, data.test_labels, to_unit_range
                     )
                     history.append(entry)
                     writer.write(step, evaluation_scalars(entry))
@@ -144,17 +144,6 @@ def _train(
     finally:
         strong.close()
     return final_record(config.logdir, METRIC, write)
-
-
-class _Unused:
-    value = None
-
-
-_unused = _Unused()
-
-
-def _to_unit(images: np.ndarray) -> tf.Tensor:
-    return tf.cast(images, tf.float32) * (2.0 / 255.0) - 1.0
 
 
 def build_trainer(config: RunConfig, data) -> FixMatchTrainer:
