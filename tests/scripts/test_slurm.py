@@ -63,10 +63,11 @@ def test_a_slurm_dry_run_prints_the_array_and_submits_nothing(tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert code == 0
-    assert ("# would submit one Slurm array of 3 tasks, partition gpu, 1 GPU per run, 60 min "
+    assert ("# would submit one Slurm array of 5 tasks, partition gpu, 1 GPU per run, 60 min "
             "per task, at most 2 at once") in out  # fmt: skip
     commands = [shlex.split(line) for line in out.splitlines() if line.startswith("/")]
-    assert len(commands) == 3 and all("realistic_ssl.train" in c for c in commands)
+    trainers = [next(word for word in c if word.endswith(".train")) for c in commands]
+    assert trainers == ["realistic_ssl.train"] * 3 + ["fixmatch.train"] * 2
     assert not list(tmp_path.rglob(SLURM_JOB_FILE)) and not (tmp_path / "slurm").exists()
 
 
@@ -98,10 +99,10 @@ def test_a_task_signalled_before_its_time_limit_checkpoints_is_requeued_and_resu
 
 
 @pytest.mark.slow
-def test_a_three_run_digits_sweep_on_slurm_with_a_requeued_task(slurm_cluster, tmp_path):
-    """`sweep demo --executor=slurm` submits 3 array tasks; one is sent SIGTERM by `scancel`
-    mid-run, checkpoints, is requeued and resumes; all three finish; a second submission
-    submits nothing."""
+def test_a_five_run_digits_sweep_on_slurm_with_a_requeued_task(slurm_cluster, tmp_path):
+    """`sweep demo --executor=slurm` submits 5 array tasks (both stacks); one is sent SIGTERM
+    by `scancel` mid-run, checkpoints, is requeued and resumes; all five finish; a second
+    submission submits nothing."""
     results = tmp_path / "runs"
     base = [sys.executable, "-m", "scripts.sweep", "demo", "--executor=slurm",
             "--results", str(results), "--slurm_gpus_per_run=0", "--slurm_time=30",
@@ -109,7 +110,7 @@ def test_a_three_run_digits_sweep_on_slurm_with_a_requeued_task(slurm_cluster, t
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     submitted = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, env=env)
     assert submitted.returncode == 0, submitted.stderr
-    assert "# submitted 3 runs as Slurm job " in submitted.stdout
+    assert "# submitted 5 runs as Slurm job " in submitted.stdout
     runs = demo_runs(results)
     jobs = [(r.logdir / SLURM_JOB_FILE).read_text().strip() for r in runs]
     target = runs[2]  # vat+ns3l, the longest
@@ -127,7 +128,7 @@ def test_a_three_run_digits_sweep_on_slurm_with_a_requeued_task(slurm_cluster, t
     status = subprocess.run([*base[:3], "status", "--results", str(results), "--scale=0.3"],
                             cwd=ROOT,
                             capture_output=True, text=True, env=env)  # fmt: skip
-    assert "demo (pt): 3 runs: 3 finished\n" in status.stdout
+    assert "demo (pt): 5 runs: 5 finished\n" in status.stdout
     # The mini table's cells share these directories, not their configuration: not shown.
     assert "mini" not in status.stdout
 
