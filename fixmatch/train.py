@@ -137,11 +137,6 @@ def config_from_flags() -> RunConfig:
         raise UsageError(f"--dataset={FLAGS.dataset!r} has no preset: give --n_labeled")
     if FLAGS.augment_workers < 1:
         raise UsageError(f"--augment_workers={FLAGS.augment_workers}: expected an integer ≥ 1")
-    if settings["augment"].value == "ctaugment" and FLAGS.strategy == "multi_worker":
-        raise UsageError(
-            "--strategy=multi_worker: CTAugment's rates are learned in one process and the "
-            "workers would each learn their own, expected --augment=randaugment (docs/fixmatch.md)"
-        )
     if settings["augment"].value == "ctaugment" and FLAGS.steps_per_call != 1:
         raise UsageError(
             f"--steps_per_call={FLAGS.steps_per_call}: CTAugment updates its rates after every "

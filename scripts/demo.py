@@ -1,7 +1,7 @@
 """The main job on the embedded digits set: NS3L on two stacks, 50 labels, offline.
 
-    python -m scripts.demo                      # about 15 minutes on 2 CPU cores
-    python -m scripts.demo --methods=supervised,ns3l,vat+ns3l    # the Oliver stack's 3: 6 min
+    python -m scripts.demo                      # about 18 minutes on 2 CPU cores
+    python -m scripts.demo --methods=supervised,ns3l,vat+ns3l    # the Oliver stack's 3: 6-8 min
 
 Oliver et al.'s stack, in the protocol of NS3L's Tables 1-2 (realistic_ssl/demo.py): supervised,
 NS3L and VAT + NS3L on a WRN-10-2 for 1,000 steps, each scored as Table 1 is, by the test error

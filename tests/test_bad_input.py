@@ -86,12 +86,6 @@ CASES = [
         "--ns3l_threshold=1.0: expected a number in (0, 1)",
     ),  # fmt: skip
     ("fixmatch", ["--dataset=mnist"], "--dataset='mnist' has no preset: give --n_labeled"),
-    (
-        "fixmatch",
-        ["--strategy=multi_worker"],
-        "--strategy=multi_worker: CTAugment's rates are learned in one process and the workers "
-        "would each learn their own, expected --augment=randaugment (docs/fixmatch.md)",
-    ),  # fmt: skip
 ]
 
 

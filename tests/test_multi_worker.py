@@ -147,3 +147,45 @@ def test_two_slurm_tasks_find_each_other_and_train_the_same_run(slurm_cluster, u
     want = json.loads((uninterrupted / "results.json").read_text())
     assert got["finished"] and got["history"] == want["history"]
     assert got["config"]["strategy"] == "multi_worker"
+
+
+FIXMATCH = ["--method=fixmatch+ns3l", "--dataset=digits", "--batch=128", "--uratio=2",
+            "--train_kimg=3", "--report_kimg=1", "--filters=4", "--repeat=1", "--bn_momentum=0.9",
+            "--ema=0.9", "--lr=0.1", "--augment_workers=1", "--deterministic", "--sync_bn",
+            "--strategy=multi_worker"]  # fmt: skip
+
+
+def cta_rates(checkpoints: Path) -> dict[str, np.ndarray]:
+    reader = tf.train.load_checkpoint(str(checkpoints))
+    names = [n for n in reader.get_variable_to_shape_map() if n.startswith("cta_rates/")]
+    return {name: reader.get_tensor(name) for name in names}
+
+
+def test_fixmatch_workers_learn_one_set_of_ctaugment_rates_and_resume(tmp_path):
+    """Each worker builds every row's views and probes and scores the probes with the same EMA
+    weights, so both hold the same CTAugment rates: worker 1's checkpoint (its scratch, left by
+    a SIGKILL) equals the chief's. The run resumes to the uninterrupted run's history."""
+    command = [sys.executable, "-m", "fixmatch.train", *FIXMATCH]
+    whole = tmp_path / "whole"
+    assert wait_all(start_workers([*command, f"--logdir={whole}/run"], whole.parent)) == [0, 0]
+    logdir = tmp_path / "cut" / "run"
+    logdir.parent.mkdir()
+    workers = start_workers([*command, f"--logdir={logdir}"], logdir.parent)
+    wait_for(lambda: (logdir / "checkpoints" / "ckpt-9.index").exists())
+    scratch = lambda: list(logdir.parent.glob("ns3l-worker1-*/checkpoints/ckpt-9.index"))  # noqa: E731
+    wait_for(lambda: bool(scratch()))
+    workers[1].send_signal(signal.SIGKILL)
+    workers[1].wait(timeout=60)
+    assert workers[0].wait(timeout=120) == 4
+    chief = cta_rates(logdir / "checkpoints" / "ckpt-9")
+    other = cta_rates(scratch()[0].parent / "ckpt-9")
+    assert chief.keys() == other.keys() and len(chief) == 3  # update count, steps, values
+    (values,) = [v for name, v in chief.items() if name.startswith("cta_rates/values")]
+    assert not np.all(values == 1.0)  # 9 steps of probes moved them
+    for name, value in chief.items():
+        np.testing.assert_array_equal(other[name], value, err_msg=name)
+    codes = wait_all(start_workers([*command, f"--logdir={logdir}"], logdir.parent))
+    assert codes == [0, 0], (logdir.parent / "worker0.log").read_text()[-3000:]
+    got = json.loads((logdir / "results.json").read_text())
+    want = json.loads((whole / "run" / "results.json").read_text())
+    assert got["finished"] and got["step"] == 24 and got["history"] == want["history"]
