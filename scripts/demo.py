@@ -22,11 +22,13 @@ if __name__ == "__main__" or os.path.basename(sys.argv[0]).startswith("ns3l-"):
     os.environ["NS3L_NATIVE_LOGS"] = "verbose" if "--verbose" in sys.argv else "filter"
 
 import argparse
+import importlib
 import time
 from collections.abc import Callable
 
 from fixmatch import demo as fixmatch_demo
 from ns3l.errors import UsageError, expected
+from ns3l.training.settings import RunConfig
 from realistic_ssl import demo as realistic_demo
 from realistic_ssl import presets as realistic_presets
 
@@ -45,26 +47,28 @@ def parse_methods(text: str) -> tuple[str, ...]:
     return tuple(name for name in METHODS if name in chosen)
 
 
-def configs(args: argparse.Namespace) -> list[tuple[str, object, Callable[..., dict]]]:
-    """(method, its RunConfig, its stack's train function) for each chosen method; the
-    training loops (TensorFlow) are imported only here."""
+def configs(args: argparse.Namespace) -> list[tuple[str, RunConfig]]:
+    """(method, its RunConfig) for each chosen method, checked before TensorFlow loads."""
     options = {"xla": args.xla, "mixed_precision": args.mixed_precision}
     runs = []
     for method in parse_methods(args.methods):
         if method in OLIVER:
-            from realistic_ssl.loop import train
-
             config = realistic_demo.demo_config(
                 method, args.steps, args.seed, args.logdir, args.protocol, **options
             )
         else:
-            from fixmatch.loop import train
-
             config = fixmatch_demo.demo_config(
                 method, args.seed, f"{args.logdir}/fixmatch", args.fixmatch_kimg, **options
             )
-        runs.append((method, config, train))
+        runs.append((method, config))
     return runs
+
+
+def trainer(method: str) -> Callable[..., dict]:
+    """The `train` of `method`'s stack (its loop module loads TensorFlow)."""
+    return importlib.import_module(
+        "realistic_ssl.loop" if method in OLIVER else "fixmatch.loop"
+    ).train
 
 
 def row(method: str, metrics: dict, seconds: float) -> str:
@@ -103,10 +107,10 @@ def main(argv: list[str] | None = None) -> None:
     except UsageError as error:
         parser.exit(2, f"{parser.prog}: {error}\n")
     rows, stacks = [], {}
-    for method, config, train in runs:
+    for method, config in runs:
         print(f"== {method}: {config.logdir}", flush=True)
         start = time.monotonic()
-        rows.append(row(method, train(config)["metrics"], time.monotonic() - start))
+        rows.append(row(method, trainer(method)(config)["metrics"], time.monotonic() - start))
         if method in OLIVER:
             stacks["oliver"] = f"Oliver et al. ({args.protocol}): WRN-10-2, {args.steps} steps"
         else:
