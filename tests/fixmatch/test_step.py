@@ -16,10 +16,11 @@ from mixmatch.wrn import ResNet
 B, MU, CLASSES = 4, 2, 10
 
 
-def models():
+def models(synchronized_bn: bool = False):
     made = []
     for _ in range(3):  # the trainer's model, its EMA twin, and the reference copy
-        model = ResNet(CLASSES, seed=1, filters=4, repeat=1, scales=2, bn_momentum=0.9)
+        model = ResNet(CLASSES, seed=1, filters=4, repeat=1, scales=2, bn_momentum=0.9,
+                       synchronized_bn=synchronized_bn)  # fmt: skip
         model(tf.zeros((1, 16, 16, 3)))
         made.append(model)
     for model in made[1:]:
@@ -120,13 +121,7 @@ def test_the_trainer_keeps_keras_sgd_out():
 
 def one_step_deltas(strategy, synchronized_bn: bool):
     with strategy.scope():
-        made = []
-        for _ in range(2):
-            model = ResNet(CLASSES, seed=1, filters=4, repeat=1, scales=2, bn_momentum=0.9,
-                           synchronized_bn=synchronized_bn)  # fmt: skip
-            model(tf.zeros((1, 16, 16, 3)))
-            made.append(model)
-        made[1].set_weights(made[0].get_weights())
+        made = models(synchronized_bn)[:2]  # the trainer's model and its EMA twin
         before = [v.numpy() for v in made[0].trainable_variables]
         # τ in the widest gap of batch(2)'s confidences (0.1796 | 0.1847): 2 of 8 rows pass.
         trainer = FixMatchTrainer(*made, hparams(confidence=0.182), total_iterations=10)
